@@ -1,0 +1,38 @@
+"""The project's error types, drawn once.
+
+    MirrorError                 anything `mirror` reports to a user (exit code 1)
+    ├── ConfigError             bad input: config file, CLI arguments (exit code 2)
+    ├── RegistryError           a registry answered with an error (see mirror.registry.errors)
+    │   └── QuotaExhaustedError Docker Hub's pull quota is spent (TOOMANYREQUESTS)
+    ├── CredentialsError        credentials could not be found or read
+    ├── StackError              CloudFormation refused or failed
+    └── EngineError             the Docker engine reported a failure
+
+Messages are one line, name the file, field or image concerned, and never carry secrets.
+"""
+
+from __future__ import annotations
+
+
+class MirrorError(Exception):
+    """An error `mirror` reports to its user as one line, with an exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(MirrorError):
+    """Bad input: the config file or a command-line argument."""
+
+    exit_code = 2
+
+
+class CredentialsError(MirrorError):
+    """Credentials were named but could not be obtained."""
+
+
+class StackError(MirrorError):
+    """CloudFormation refused or failed to bring the stack to the wanted state."""
+
+
+class EngineError(MirrorError):
+    """The Docker engine reported a failure (pull, tag or push)."""
