@@ -1,0 +1,59 @@
+"""Shared fixtures: the test world (see tests/world/world.py).
+
+* ``world`` (session): registries, fronts, moto and the corpus, started once.
+* ``fresh_world`` (function): the same world with a fresh AWS side (moto reset, ECR
+  registry storage emptied) and fronts reset (quota, counters, faults). Takes milliseconds.
+* ``aws_env`` (function): moto's AWS_* variables set in ``os.environ`` for the test.
+* ``docker_engine`` (session, lazy): the world's private dockerd; fails with a clear message
+  when it cannot start, or skips when MIRROR_TEST_SKIP_DOCKERD=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.world.dockerd import SKIP_ENV, DockerdUnavailable, DockerEngine
+from tests.world.world import World
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = World(tmp_path_factory.mktemp("world"))
+    w.up()
+    try:
+        yield w
+    finally:
+        w.down()
+
+
+@pytest.fixture
+def fresh_world(world: World) -> World:
+    world.reset()
+    return world
+
+
+@pytest.fixture
+def aws_env(world: World, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = world.moto_env
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    return env
+
+
+@pytest.fixture(scope="session")
+def docker_engine(world: World) -> DockerEngine:
+    try:
+        return world.docker_engine()
+    except DockerdUnavailable as e:
+        if os.environ.get(SKIP_ENV) == "1":
+            pytest.skip(f"private dockerd unavailable ({SKIP_ENV}=1): {e}")
+        pytest.fail(
+            f"private dockerd unavailable: {e}\n"
+            f"Run the tests as root, or set {SKIP_ENV}=1 to skip the Docker engine tests.",
+            pytrace=False,
+        )
