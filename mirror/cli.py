@@ -7,15 +7,20 @@ Progress and logs go to stderr; stdout carries only what a command reports.
 
 from __future__ import annotations
 
+import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mirror import __version__
+from mirror.commands import run_quota, run_sync
 from mirror.config import DEFAULT_CONFIG_PATH, load_config
 from mirror.errors import MirrorError
+from mirror.plan import Shard
+from mirror.sync import SyncOptions
 
 app = typer.Typer(
     name="mirror",
@@ -55,6 +60,68 @@ def check(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
 
 
 # Commands of later modules are added below this line.
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("sync")
+def sync_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; spend nothing but HEADs.")
+    ] = False,
+    no_ensure_repo: Annotated[
+        bool, typer.Option("--no-ensure-repo", help="Skip `mirror ensure-repo` before syncing.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only images (or image:tag) matching this glob; repeatable."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Parallel transfers.")
+    ] = 8,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="K/N: this job's part of the plan.")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop starting copies after a failure.")
+    ] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Report format on stdout.")
+    ] = OutputFormat.table,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+) -> None:
+    """Copy the configured Docker Hub images into ECR, within the pull budget."""
+    _logging(verbose)
+    options = SyncOptions(
+        dry_run=dry_run,
+        only=tuple(only or ()),
+        shard=Shard.parse(shard) if shard else None,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+    )
+    code = run_sync(config, options, output=output.value, ensure_repo=not no_ensure_repo)
+    raise typer.Exit(code)
+
+
+@app.command("quota")
+def quota_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+    """Print Docker Hub's pull limit and what is left, without spending a pull."""
+    _logging(False)
+    raise typer.Exit(run_quota(config))
 
 
 def main() -> None:

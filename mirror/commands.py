@@ -1,0 +1,95 @@
+"""The commands as plain functions: ready arguments in, an exit code out.
+
+Each composes the core (config, credentials, registries, sync, stack) for one command, so
+that `mirror.cli` only parses options and tests can call a command without a subprocess.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from mirror.config import Config, load_config
+from mirror.credentials import find_source_credentials
+from mirror.ecr import EcrCredentials
+from mirror.registry.auth import StaticCredentials
+from mirror.registry.retry import RetryPolicy
+from mirror.report import StderrProgress, write_json, write_table
+from mirror.sync import SyncOptions, open_registries, quota, sync
+
+log = logging.getLogger("mirror")
+
+
+@dataclass(frozen=True)
+class Target:
+    credentials: EcrCredentials
+    url: str
+
+
+def ecr_target(config: Config) -> Target:
+    """ECR's credentials, and the registry URL: `target.registry`, else ECR's proxyEndpoint."""
+    credentials = EcrCredentials(config.region)
+    return Target(credentials, config.target_url or credentials.endpoint)
+
+
+def run_sync(
+    config_path: Path,
+    options: SyncOptions,
+    *,
+    output: str,
+    ensure_repo: bool,
+    out: TextIO = sys.stdout,
+) -> int:
+    config = load_config(config_path)
+    if ensure_repo and not options.dry_run:
+        from mirror.stack import ensure_stack
+
+        ensure_stack(config, dry_run=False, progress=lambda line: log.info("%s", line))
+    found = find_source_credentials(config)
+    log.info("%s", found.describe())
+    target = ecr_target(config)
+    with (
+        open_registries(
+            config,
+            StaticCredentials(found.credentials),
+            target.credentials,
+            target.url,
+            options.concurrency,
+        ) as registries,
+        StderrProgress() as progress,
+    ):
+        report = sync(
+            config,
+            registries,
+            options,
+            retry=RetryPolicy(),
+            progress=progress,
+            on_result=progress.result,
+        )
+    if output == "json":
+        write_json(report, out)
+    else:
+        write_table(report, out)
+    return report.exit_code
+
+
+def run_quota(config_path: Path, out: TextIO = sys.stdout) -> int:
+    config = load_config(config_path)
+    found = find_source_credentials(config)
+    log.info("%s", found.describe())
+    with open_registries(
+        config, StaticCredentials(found.credentials), StaticCredentials(None), config.source_url, 1
+    ) as registries:
+        ratelimit = quota(registries.source)
+    if ratelimit is None:
+        out.write(f"{registries.source_name}: no rate limit stated (unlimited)\n")
+    else:
+        window = f"{ratelimit.window_seconds}s" if ratelimit.window_seconds else "unknown"
+        out.write(
+            f"limit: {ratelimit.limit}\nremaining: {ratelimit.remaining}\n"
+            f"window: {window}\nsource: {ratelimit.source or 'unknown'}\n"
+        )
+    return 0

@@ -1,0 +1,195 @@
+"""What `mirror sync` tells its user: a JSON document, a table, progress on stderr.
+
+stdout carries only the report (so `mirror sync --output json > report.json` is always valid
+JSON); progress and logs go to stderr: rich bars on a terminal, plain lines in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from mirror.plan import Action
+from mirror.sync import SyncReport, TagResult
+
+REPORT_VERSION = 1
+
+
+def report_document(report: SyncReport) -> dict[str, Any]:
+    """The JSON report, as documented in the README."""
+    images = [
+        {
+            "source": r.source_ref,
+            "target": r.target_ref,
+            "action": r.action.value,
+            "digest": r.digest,
+            "bytes": r.bytes,
+            "pulls": r.pulls,
+            "seconds": r.seconds,
+            "error": r.error,
+        }
+        for r in report.results
+    ]
+    ratelimit = report.ratelimit
+    return {
+        "version": REPORT_VERSION,
+        "dry_run": report.dry_run,
+        "images": images,
+        "totals": {
+            "copied": report.count(Action.COPIED),
+            "up_to_date": report.count(Action.UP_TO_DATE),
+            "would_copy": report.count(Action.WOULD_COPY),
+            "deferred": report.count(Action.DEFERRED),
+            "missing": report.count(Action.MISSING),
+            "failed": report.count(Action.FAILED),
+            "bytes": sum(r.bytes for r in report.results),
+            "pulls": sum(r.pulls for r in report.results),
+            "estimated_pulls": sum(
+                r.planned.estimated_pulls for r in report.results if r.action is Action.WOULD_COPY
+            ),
+            "retries": report.retries,
+        },
+        "ratelimit": None
+        if ratelimit is None
+        else {
+            "limit": ratelimit.limit,
+            "remaining": ratelimit.remaining,
+            "window_seconds": ratelimit.window_seconds,
+            "source": ratelimit.source,
+        },
+        "exit_code": report.exit_code,
+    }
+
+
+def write_json(report: SyncReport, out: TextIO) -> None:
+    json.dump(report_document(report), out, indent=2)
+    out.write("\n")
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def write_table(report: SyncReport, out: TextIO) -> None:
+    """A table on a terminal; aligned plain lines elsewhere (logs, pipes)."""
+    document = report_document(report)
+    totals = document["totals"]
+    console = Console(file=out, soft_wrap=True, highlight=False)
+    if out.isatty():
+        table = Table(title="mirror sync" + (" (dry run)" if report.dry_run else ""))
+        for column in ("image", "action", "pulls", "size", "digest / error"):
+            table.add_column(column)
+        for r in report.results:
+            table.add_row(
+                r.source_ref,
+                r.action.value,
+                str(_pulls(r)),
+                _size(r.bytes),
+                r.error or (r.digest or "")[:19],
+            )
+        console.print(table)
+    else:
+        for r in report.results:
+            detail = r.error or r.digest or ""
+            out.write(
+                f"{r.action.value:<10} {r.source_ref} -> {r.target_ref}  pulls={_pulls(r)}"
+                f" bytes={r.bytes} {detail}\n"
+            )
+    summary = (
+        f"copied {totals['copied']}, up to date {totals['up_to_date']}, "
+        + (
+            f"would copy {totals['would_copy']} (~{totals['estimated_pulls']} pulls), "
+            if report.dry_run
+            else ""
+        )
+        + f"deferred {totals['deferred']}, missing {totals['missing']}, failed {totals['failed']}; "
+        f"pulls spent {totals['pulls']}, {_size(totals['bytes'])} copied"
+    )
+    ratelimit = document["ratelimit"]
+    if ratelimit:
+        summary += f"; Docker Hub quota {ratelimit['remaining']}/{ratelimit['limit']} left"
+    out.write(summary + "\n")
+
+
+def _pulls(result: TagResult) -> int:
+    return result.planned.estimated_pulls if result.action is Action.WOULD_COPY else result.pulls
+
+
+class StderrProgress:
+    """Progress on stderr: rich bars on a terminal, a line per finished image otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskID] = {}
+        self._bars: Progress | None = None
+        if self.live:
+            self._bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+                transient=False,
+            )
+            self._total = self._bars.add_task("all images", total=None)
+
+    def __enter__(self) -> StderrProgress:
+        if self._bars:
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bars:
+            self._bars.stop()
+
+    def advance(self, image: str, size: int) -> None:
+        if self._bars is None:
+            return
+        with self._lock:
+            task = self._tasks.get(image)
+            if task is None:
+                task = self._tasks[image] = self._bars.add_task(image, total=None)
+        self._bars.advance(task, size)
+        self._bars.advance(self._total, size)
+
+    def result(self, result: TagResult) -> None:
+        """One line per finished image (in CI this is the whole progress display)."""
+        if result.action is Action.UP_TO_DATE and self.live:
+            return
+        detail = (
+            f" ({result.error})"
+            if result.error
+            else (
+                f" ({_size(result.bytes)}, {result.pulls} pulls, {result.seconds:.1f}s)"
+                if result.action is Action.COPIED
+                else ""
+            )
+        )
+        line = f"{result.action.value}: {result.source_ref}{detail}"
+        if self._bars:
+            self._bars.console.print(line, highlight=False, markup=False)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()

@@ -1,0 +1,291 @@
+"""`mirror sync`: plan with free requests, then copy what changed within the pull budget.
+
+    resolve tags  (tag lists: free)         -> (image, tag) pairs, filtered by --only/--shard
+    classify      (HEAD source and target)   -> up-to-date | copy | missing | failed
+    budget        (ratelimit headers)        -> pulls this run may spend, less the reserve
+    execute       (Copier, in config order)  -> copied | deferred | failed
+
+A failing image never stops the others (unless --fail-fast). Docker Hub's 429 stops every
+further pull at once: the rest is reported as deferred, for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from mirror.config import Config, MirroredImage
+from mirror.copy import (
+    Copier,
+    CopyError,
+    CopyOutcome,
+    CopyRequest,
+    DeferredError,
+    Progress,
+    PullBudget,
+)
+from mirror.errors import MirrorError
+from mirror.manifests import ManifestError
+from mirror.plan import Action, PlannedTag, Shard, budget_available, selected
+from mirror.registry.auth import CredentialsProvider, StaticCredentials
+from mirror.registry.client import RateLimit, RegistryClient, new_http_client
+from mirror.registry.errors import QuotaExhaustedError
+from mirror.registry.retry import RetryPolicy
+from mirror.versions import select_tags
+
+log = logging.getLogger("mirror.sync")
+QUOTA_CHECK_REPOSITORY = "ratelimitpreview/test"
+
+# What one image's failure may be: reported on that image, never stopping the run.
+IMAGE_FAILURES = (MirrorError, ManifestError, CopyError, httpx.HTTPError)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dry_run: bool = False
+    only: tuple[str, ...] = ()
+    shard: Shard | None = None
+    concurrency: int = 8
+    fail_fast: bool = False
+
+
+@dataclass
+class TagResult:
+    planned: PlannedTag
+    action: Action
+    source_ref: str
+    target_ref: str
+    digest: str | None = None
+    bytes: int = 0
+    pulls: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class SyncReport:
+    results: list[TagResult] = field(default_factory=list)
+    ratelimit: RateLimit | None = None
+    available_pulls: int | None = None
+    dry_run: bool = False
+    retries: int = 0
+
+    def count(self, action: Action) -> int:
+        return sum(1 for r in self.results if r.action is action)
+
+    @property
+    def exit_code(self) -> int:
+        if self.count(Action.FAILED) or self.count(Action.MISSING):
+            return 1
+        if self.count(Action.DEFERRED):
+            return 3
+        return 0
+
+
+@dataclass
+class Registries:
+    """The two ends of a sync, sharing one HTTP connection pool."""
+
+    source: RegistryClient
+    target: RegistryClient
+    http: httpx.Client
+    source_name: str  # how references are shown, e.g. docker.io
+    target_name: str  # e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@contextmanager
+def open_registries(
+    config: Config,
+    source_credentials: CredentialsProvider,
+    target_credentials: CredentialsProvider,
+    target_url: str,
+    concurrency: int,
+) -> Iterator[Registries]:
+    http = new_http_client(connections=concurrency * 2 + 4)
+    try:
+        source = RegistryClient(config.source_url, source_credentials, http, counts_pulls=True)
+        target = RegistryClient(target_url, target_credentials, http)
+        source_name = config.source_registry if "://" not in config.source_registry else source.host
+        yield Registries(source, target, http, source_name, target.host)
+    finally:
+        http.close()
+
+
+def _references(registries: Registries, image: MirroredImage, tag: str) -> tuple[str, str]:
+    return (
+        f"{registries.source_name}/{image.repository}:{tag}",
+        f"{registries.target_name}/{image.target_repository}:{tag}",
+    )
+
+
+def resolve_tags(source: RegistryClient, image: MirroredImage) -> list[str]:
+    """The tags an entry names: its list, or its selector applied to the source's tag list."""
+    if isinstance(image.tags, tuple):
+        return list(image.tags)
+    return select_tags(source.list_tags(image.repository), image.tags)
+
+
+def plan_sync(
+    config: Config, copier: Copier, options: SyncOptions, *, retry: RetryPolicy
+) -> tuple[list[PlannedTag], RateLimit | None]:
+    """Classify every selected tag with HEADs only. Spends no pull."""
+    source = copier.source
+    pairs: list[PlannedTag] = []
+    for image in config.images:
+        try:
+            tags = retry.call(lambda image=image: resolve_tags(source, image))  # type: ignore[misc]
+        except IMAGE_FAILURES as exc:
+            pairs.append(PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {exc}"))
+            continue
+        if not tags:
+            pairs.append(
+                PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")
+            )
+        for tag in tags:
+            if selected(image, tag, options.only) and (
+                options.shard is None or options.shard.owns(image.target_repository, tag)
+            ):
+                pairs.append(PlannedTag(image, tag, Action.WOULD_COPY))
+    seen: list[RateLimit] = []
+
+    def classify(planned: PlannedTag) -> None:
+        if planned.action is not Action.WOULD_COPY:
+            return
+        image, tag = planned.image, planned.tag
+        try:
+            head = retry.call(lambda: source.head_manifest(image.repository, tag))
+            if head is None:
+                planned.action, planned.error = Action.MISSING, "no such tag at the source"
+                return
+            planned.source = head
+            if head.ratelimit is not None:
+                seen.append(head.ratelimit)
+            if copier.up_to_date(image.target_repository, tag, head, image.platforms):
+                planned.action = Action.UP_TO_DATE
+        except IMAGE_FAILURES as exc:
+            planned.action, planned.error = Action.FAILED, str(exc)
+
+    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="plan") as pool:
+        list(pool.map(classify, pairs))
+    # the smallest `remaining` is the latest word: HEADs ran concurrently
+    ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
+    return pairs, ratelimit
+
+
+def execute(
+    plan: list[PlannedTag],
+    copier: Copier,
+    registries: Registries,
+    options: SyncOptions,
+    on_result: Callable[[TagResult], None] = lambda result: None,
+) -> list[TagResult]:
+    """Copy what the plan says, in config order, each image on its own thread."""
+    results: list[TagResult] = []
+    stop = False
+
+    def run(planned: PlannedTag) -> TagResult:
+        source_ref, target_ref = _references(registries, planned.image, planned.tag)
+        result = TagResult(planned, planned.action, source_ref, target_ref, error=planned.error)
+        if planned.source is not None and planned.action is Action.UP_TO_DATE:
+            result.digest = planned.source.digest
+        if planned.action is not Action.WOULD_COPY or options.dry_run:
+            return result
+        if stop:
+            result.action, result.error = Action.DEFERRED, "not attempted: --fail-fast"
+            return result
+        assert planned.source is not None
+        request = CopyRequest(
+            planned.image.repository,
+            planned.tag,
+            planned.image.target_repository,
+            planned.image.platforms,
+            planned.source,
+        )
+        started = time.monotonic()
+        outcome = CopyOutcome()
+        try:
+            outcome = copier.copy(request)
+            result.action, result.digest = Action.COPIED, outcome.digest
+        except DeferredError as exc:
+            result.action, result.error = Action.DEFERRED, str(exc)
+        except QuotaExhaustedError as exc:  # from a GET outside the budgeted path
+            copier.budget.exhausted()
+            result.action, result.error = Action.DEFERRED, str(exc)
+        except IMAGE_FAILURES as exc:
+            result.action, result.error = Action.FAILED, str(exc)
+        result.seconds = round(time.monotonic() - started, 3)
+        result.bytes, result.pulls = outcome.bytes, outcome.pulls
+        return result
+
+    workers = max(1, min(options.concurrency, 4))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as pool:
+        for result in pool.map(run, plan):
+            if result.action is Action.FAILED and options.fail_fast:
+                stop = True
+            results.append(result)
+            on_result(result)
+    return results
+
+
+def sync(
+    config: Config,
+    registries: Registries,
+    options: SyncOptions,
+    *,
+    retry: RetryPolicy | None = None,
+    progress: Progress | None = None,
+    on_result: Callable[[TagResult], None] = lambda result: None,
+) -> SyncReport:
+    """Plan, then (unless a dry run) copy within the pull budget. Returns the report."""
+    retry = retry or RetryPolicy()
+    budget = PullBudget(None)
+    with Copier(
+        registries.source,
+        registries.target,
+        concurrency=options.concurrency,
+        budget=budget,
+        retry=retry,
+        progress=progress,
+    ) as copier:
+        plan, ratelimit = plan_sync(config, copier, options, retry=retry)
+        available = budget_available(
+            ratelimit.remaining if ratelimit else None, config.reserve_pulls
+        )
+        copier.budget = budget = PullBudget(available)
+        log.info(
+            "plan: %d to copy, %d up to date; pulls available: %s",
+            sum(1 for p in plan if p.action is Action.WOULD_COPY),
+            sum(1 for p in plan if p.action is Action.UP_TO_DATE),
+            "unlimited" if available is None else available,
+        )
+        results = execute(plan, copier, registries, options, on_result)
+    return SyncReport(
+        results=results,
+        ratelimit=budget.last_seen or ratelimit,
+        available_pulls=available,
+        dry_run=options.dry_run,
+        retries=retry.retries,
+    )
+
+
+def quota(source: RegistryClient) -> RateLimit | None:
+    """Docker Hub's quota for these credentials, read from a HEAD (which spends nothing)."""
+    head = source.head_manifest(QUOTA_CHECK_REPOSITORY, "latest")
+    if head is None:
+        raise MirrorError(
+            f"{source.host} has no {QUOTA_CHECK_REPOSITORY}:latest to read the quota from"
+        )
+    return head.ratelimit
+
+
+def anonymous() -> CredentialsProvider:
+    return StaticCredentials(None)
