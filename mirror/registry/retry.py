@@ -20,7 +20,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from mirror.registry.errors import BlobIntegrityError, RegistryError
@@ -50,7 +50,7 @@ class RetryPolicy:
     _lock: Lock = field(default_factory=Lock, init=False, repr=False)
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)(state)
+        backoff = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
             return max(backoff, min(exc.retry_after, MAX_RETRY_AFTER))

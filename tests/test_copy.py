@@ -1,0 +1,353 @@
+"""The registry-to-registry copy engine, through the test world's real servers.
+
+Docker Hub front (token auth, quota, CDN redirect, faults) -> ECR front (NAME_UNKNOWN,
+broken multi-PATCH) over two distribution registries; ECR credentials from moto's
+GetAuthorizationToken; skopeo and the Docker engine check what landed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mirror.copy import Copier, CopyError, CopyRequest, PullBudget
+from mirror.ecr import EcrCredentials
+from mirror.reference import Platform, parse_platform
+from mirror.registry.auth import StaticCredentials
+from mirror.registry.client import RegistryClient, new_http_client
+from mirror.registry.retry import RetryPolicy
+from tests.world.corpus import CorpusEntry
+from tests.world.world import World
+
+PREFIX = "dockerhub"
+ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+class Ends:
+    """The two registry clients of a copy, on one connection pool."""
+
+    def __init__(self, world: World) -> None:
+        self.http = new_http_client(32)
+        self.ecr = EcrCredentials("us-east-1")
+        self.source = RegistryClient(
+            world.hub_url, StaticCredentials(None), self.http, counts_pulls=True
+        )
+        self.target = RegistryClient(world.ecr_url, self.ecr, self.http)
+
+    def copier(self, budget: int | None = None, retry: RetryPolicy | None = None) -> Copier:
+        return Copier(
+            self.source,
+            self.target,
+            concurrency=8,
+            budget=PullBudget(budget),
+            retry=retry or RetryPolicy(initial_wait=0.05, max_wait=0.5),
+        )
+
+
+@pytest.fixture
+def ends(fresh_world: World, aws_env: dict[str, str]) -> Iterator[Ends]:
+    e = Ends(fresh_world)
+    yield e
+    e.http.close()
+
+
+def request_for(
+    ends: Ends, entry: CorpusEntry, platforms: tuple[Platform, ...] | None = None
+) -> CopyRequest:
+    head = ends.source.head_manifest(entry.repository, entry.tag)
+    assert head is not None
+    return CopyRequest(entry.repository, entry.tag, f"{PREFIX}/{entry.repository}", platforms, head)
+
+
+def skopeo_raw(world: World, reference: str) -> bytes:
+    host = world.ecr_url.removeprefix("http://")
+    result = subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            f"AWS:{world.ecr_password}",
+            f"docker://{host}/{reference}",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def complete_tags(world: World) -> dict[str, list[str]]:
+    """Every tag in the ECR stand-in, checked to be complete: its manifest, every child and
+    every blob present. Talks to the upstream registry directly (not through mirror)."""
+    auth = (world.ecr_user, world.ecr_password)
+    base = world.ecr_upstream_url
+    with httpx.Client(auth=auth, timeout=30) as http:
+        catalog = http.get(f"{base}/v2/_catalog").json().get("repositories") or []
+        found: dict[str, list[str]] = {}
+        for repository in catalog:
+            tags = http.get(f"{base}/v2/{repository}/tags/list").json().get("tags") or []
+            for tag in tags:
+                check_complete(http, base, repository, tag)
+            found[repository] = sorted(tags)
+    return found
+
+
+def check_complete(http: httpx.Client, base: str, repository: str, reference: str) -> None:
+    answer = http.get(f"{base}/v2/{repository}/manifests/{reference}", headers={"Accept": ACCEPT})
+    assert answer.status_code == 200, f"{repository}:{reference} has no manifest"
+    document = json.loads(answer.content)
+    for child in document.get("manifests") or []:
+        check_complete(http, base, repository, child["digest"])
+    for blob in [document.get("config"), *(document.get("layers") or [])]:
+        if blob:
+            head = http.head(f"{base}/v2/{repository}/blobs/{blob['digest']}")
+            assert head.status_code == 200, f"{repository}:{reference} misses blob {blob['digest']}"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["alpine:3.19", "debian:12-slim", "python:3.12-slim", "bitnami/redis:7.4.1"],
+    ids=["docker-schema2", "oci-manifest", "docker-manifest-list", "oci-index-attestations"],
+)
+def test_copy_keeps_digest_and_every_platform(ends: Ends, fresh_world: World, ref: str) -> None:
+    entry = fresh_world.corpus.get(ref)
+    target_repository = f"{PREFIX}/{entry.repository}"
+    fresh_world.create_repository(target_repository)
+    with ends.copier() as copier:
+        outcome = copier.copy(request_for(ends, entry))
+    assert outcome.digest == entry.digest
+    raw = skopeo_raw(fresh_world, f"{target_repository}:{entry.tag}")
+    assert digest(raw) == entry.digest  # the exact bytes: same digest as the source
+    for manifest in entry.manifests:  # every platform, and attestations, by digest
+        assert (
+            digest(skopeo_raw(fresh_world, f"{target_repository}@{manifest.digest}"))
+            == manifest.digest
+        )
+    assert complete_tags(fresh_world)[target_repository] == [entry.tag]
+    # pulls: the top manifest, plus each child of an index
+    assert outcome.pulls == (1 + len(entry.manifests) if entry.is_index else 1)
+    assert fresh_world.hub_front.counters["cdn_with_auth"] == 0
+    assert fresh_world.ecr_front.counters["extra_patches"] == 0
+
+
+def test_platform_filter_copies_only_the_chosen_platforms(ends: Ends, fresh_world: World) -> None:
+    entry = fresh_world.corpus.get("bitnami/redis:7.4.2")
+    target_repository = f"{PREFIX}/{entry.repository}"
+    fresh_world.create_repository(target_repository)
+    amd64 = (parse_platform("linux/amd64"),)
+    with ends.copier() as copier:
+        outcome = copier.copy(request_for(ends, entry, amd64))
+        index = json.loads(skopeo_raw(fresh_world, f"{target_repository}:{entry.tag}"))
+        kept = {m["digest"] for m in index["manifests"]}
+        wanted = entry.manifest_for("linux/amd64")
+        attestation = next(m for m in entry.attestations if m.attests == wanted.digest)
+        assert kept == {wanted.digest, attestation.digest}
+        assert index["annotations"]["io.mirror.source.digest"] == entry.digest
+        assert outcome.pulls == 3  # index, amd64, its attestation: arm64 never fetched
+        pulls_before = fresh_world.hub_front.counters["pulls"]
+        head = ends.source.head_manifest(entry.repository, entry.tag)
+        assert head is not None
+        assert copier.up_to_date(target_repository, entry.tag, head, amd64)
+        assert not copier.up_to_date(target_repository, entry.tag, head, None)
+        assert fresh_world.hub_front.counters["pulls"] == pulls_before  # HEADs only
+    complete_tags(fresh_world)
+
+
+def test_a_platform_the_source_lacks_is_a_clear_error(ends: Ends, fresh_world: World) -> None:
+    entry = fresh_world.corpus.get("python:3.12-slim")
+    fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
+    with ends.copier() as copier, pytest.raises(CopyError, match=r"linux/s390x.*linux/amd64"):
+        copier.copy(request_for(ends, entry, (parse_platform("linux/s390x"),)))
+    assert complete_tags(fresh_world).get(f"{PREFIX}/{entry.repository}", []) == []
+
+
+def test_shared_blobs_are_copied_once_then_mounted(ends: Ends, fresh_world: World) -> None:
+    first, second = fresh_world.corpus.get("alpine:3.19"), fresh_world.corpus.get("alpine:3.20")
+    shared = set(first.blobs) & set(second.blobs)
+    assert shared, "the corpus gives alpine 3.19 and 3.20 a common base layer"
+    for name in ("mirror-a/library/alpine", "mirror-b/library/alpine"):
+        fresh_world.create_repository(name)
+    with ends.copier() as copier:
+        one = copier.copy(
+            CopyRequest(
+                first.repository,
+                first.tag,
+                "mirror-a/library/alpine",
+                None,
+                request_for(ends, first).source,
+            )
+        )
+        two = copier.copy(
+            CopyRequest(
+                first.repository,
+                first.tag,
+                "mirror-b/library/alpine",
+                None,
+                request_for(ends, first).source,
+            )
+        )
+    assert one.blobs_copied == len(first.blobs)
+    assert two.blobs_copied == 0 and two.blobs_mounted == len(first.blobs)
+    assert fresh_world.ecr_front.counters["mounted"] == len(first.blobs)
+
+
+def test_blob_mount_refused_falls_back_to_upload(ends: Ends, fresh_world: World) -> None:
+    fresh_world.ecr_front.blob_mounting = False  # ECR without BLOB_MOUNTING: 202
+    entry = fresh_world.corpus.get("busybox:1.36")
+    for name in ("m1/library/busybox", "m2/library/busybox"):
+        fresh_world.create_repository(name)
+    with ends.copier() as copier:
+        for name in ("m1/library/busybox", "m2/library/busybox"):
+            copier.copy(
+                CopyRequest(
+                    entry.repository, entry.tag, name, None, request_for(ends, entry).source
+                )
+            )
+    found = complete_tags(fresh_world)
+    assert found["m1/library/busybox"] == found["m2/library/busybox"] == ["1.36"]
+
+
+def test_faults_are_retried_and_every_image_lands(ends: Ends, fresh_world: World) -> None:
+    hub = fresh_world.hub_front
+    hub.set_faults(seed=7, blob_503=0.10, blob_reset=0.05, manifest_502=0.05)
+    fresh_world.ecr_front.set_faults(seed=3, throttle_429=0.05)
+    refs = [
+        "alpine:3.19",
+        "busybox:1.36",
+        "python:3.12-slim",
+        "python:3.13-slim",
+        "bitnami/redis:7.4.1",
+        "bitnami/redis:7.2.5",
+        "debian:12-slim",
+    ]
+    retry = RetryPolicy(attempts=8, initial_wait=0.02, max_wait=0.2)
+    for repository in {fresh_world.corpus.get(ref).repository for ref in refs}:
+        fresh_world.create_repository(f"{PREFIX}/{repository}")
+    with ends.copier(retry=retry) as copier:
+        for ref in refs:
+            entry = fresh_world.corpus.get(ref)
+            assert copier.copy(request_for(ends, entry)).digest == entry.digest
+    injected = sum(
+        hub.counters[k] for k in ("fault_blob_503", "fault_blob_reset", "fault_manifest_502")
+    )
+    injected += fresh_world.ecr_front.counters["throttled"]
+    assert injected > 0, "the faults fired"
+    assert 0 < retry.retries <= injected  # every fault cost at most one retry
+    for ref in refs:
+        entry = fresh_world.corpus.get(ref)
+        assert (
+            digest(skopeo_raw(fresh_world, f"{PREFIX}/{entry.repository}:{entry.tag}"))
+            == entry.digest
+        )
+    complete_tags(fresh_world)
+
+
+def test_expired_tokens_are_renewed(ends: Ends, fresh_world: World) -> None:
+    entry = fresh_world.corpus.get("alpine:3.19")
+    fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
+    request = request_for(ends, entry)
+    tokens = fresh_world.hub_front.counters["token"]
+    fresh_world.hub_front.expire_tokens()
+    with ends.copier() as copier:
+        assert copier.copy(request).digest == entry.digest
+    assert fresh_world.hub_front.counters["expired_token"] >= 1
+    assert fresh_world.hub_front.counters["token"] > tokens
+
+
+def test_the_pull_budget_defers_before_spending(ends: Ends, fresh_world: World) -> None:
+    from mirror.copy import DeferredError
+
+    entry = fresh_world.corpus.get("python:3.12-slim")
+    fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
+    pulls = fresh_world.hub_front.counters["pulls"]
+    with ends.copier(budget=2) as copier, pytest.raises(DeferredError, match="needs 2 more pulls"):
+        copier.copy(request_for(ends, entry))  # index (1) + 2 platforms > 2
+    assert fresh_world.hub_front.counters["pulls"] == pulls + 1  # only the index was fetched
+    assert complete_tags(fresh_world).get(f"{PREFIX}/{entry.repository}", []) == []
+
+
+def test_docker_engine_pulls_the_mirrored_image(
+    ends: Ends, fresh_world: World, docker_engine: object
+) -> None:
+    entry = fresh_world.corpus.get("python:3.12-slim")
+    fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
+    with ends.copier() as copier:
+        copier.copy(request_for(ends, entry))
+    client = fresh_world.docker_engine().client()
+    host = fresh_world.ecr_url.removeprefix("http://")
+    image = client.images.pull(
+        f"{host}/{PREFIX}/{entry.repository}",
+        tag=entry.tag,
+        auth_config={"username": "AWS", "password": fresh_world.ecr_password},
+    )
+    assert f"{host}/{PREFIX}/{entry.repository}@{entry.digest}" in image.attrs["RepoDigests"]
+    client.images.remove(image.id, force=True)
+
+
+def test_sigkill_mid_copy_never_leaves_a_broken_tag(fresh_world: World, tmp_path: Path) -> None:
+    """Kill `mirror sync` at several moments; after each kill every tag in the target is
+    complete; a last run finishes the job."""
+    hub = fresh_world.hub_front
+    hub.set_faults(latency_ms=40)  # slow enough to be killed mid-way
+    images = [
+        {"image": "python", "tags": ["3.12-slim", "3.13-slim"]},
+        {"image": "bitnami/redis", "tags": ["7.4.1", "7.4.2", "7.2.5"]},
+        {"image": "alpine", "tags": ["3.19", "3.20"]},
+    ]
+    config = tmp_path / "images.yaml"
+    fresh_world.write_config(config, images=images)
+    for name in ("library/python", "bitnami/redis", "library/alpine"):
+        fresh_world.create_repository(f"{PREFIX}/{name}")
+    env = {**os.environ, **fresh_world.env()}
+    command = [
+        sys.executable,
+        "-m",
+        "mirror",
+        "sync",
+        "--no-ensure-repo",
+        "-c",
+        str(config),
+        "-o",
+        "json",
+    ]
+    for delay in (0.8, 1.6, 2.4):
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        complete_tags(fresh_world)  # raises on a tag whose manifest or blobs are missing
+    hub.set_faults()
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    report = json.loads(final.stdout)
+    actions = [i["action"] for i in report["images"]]
+    assert set(actions) <= {"copied", "up-to-date"}
+    assert "copied" in actions, "the kills came before the copy was done"
+    found = complete_tags(fresh_world)
+    assert found[f"{PREFIX}/library/python"] == ["3.12-slim", "3.13-slim"]
+    assert found[f"{PREFIX}/bitnami/redis"] == ["7.2.5", "7.4.1", "7.4.2"]
