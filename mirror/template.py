@@ -1,0 +1,358 @@
+"""The CloudFormation template that holds the mirrored ECR repositories, rendered from a Config.
+
+Pure: no I/O. `render(config)` builds the template as a dict (intrinsic functions in their long
+`{"Fn::Sub": ...}` form), `render_yaml(config)` writes it in CloudFormation's short YAML form
+(`!Sub`, `!If`, `!GetAtt`) and `load_template(text)` reads either form back into the long one.
+The same config always renders byte-identical YAML, which is what lets `mirror ensure-repo`
+compare the deployed template (GetTemplate) with the rendered one and skip a change set.
+
+Why rendered rather than a hand-written `Fn::ForEach` loop: `Fn::ForEach` needs the
+`AWS::LanguageExtensions` transform, which moto does not implement (the tests could not deploy
+it), and a rendered file is easier to review: every repository is spelled out. `cfn/ecr.yml`,
+the rendering of `config/images.yaml`, stays deployable by hand with the seed's command
+(`aws cloudformation deploy --template-file cfn/ecr.yml --stack-name ecr-mirror
+--capabilities CAPABILITY_NAMED_IAM --parameter-overrides IAMUserName=...`).
+
+What the template holds, per mirrored image, one `AWS::ECR::Repository`:
+
+- `RepositoryName` `<prefix>/<namespace>/<name>`, as the config resolves it;
+- the seed's `AllowPushPull` policy statement for the IAM user in the `IAMUserName` parameter,
+  only when that parameter is not empty (condition `HasIAMUser`);
+- scan on push, AES256 or KMS encryption, mutable tags (a mirrored tag moves when its source
+  moves), a lifecycle rule expiring untagged images N days after their push;
+- tags `managed-by: mirror` and `mirror:source: <registry>/<repository>`;
+- `DeletionPolicy: Retain` and `UpdateReplacePolicy: Retain`: removing an image from the config
+  or deleting the stack leaves the repository and its images in ECR;
+
+and one output per repository carrying its URI. Resources are sorted by repository name, so
+reordering the config changes nothing. The lifecycle policy text, the same for every repository,
+sits once in `Mappings`: CloudFormation takes at most 51,200 bytes of template inline, and each
+repository costs about 1.2 kB (see `limit_problem`): some 40 images fit in one stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import yaml
+
+from mirror.config import Config, MirroredImage
+
+IAM_USER_PARAMETER = "IAMUserName"
+HAS_IAM_USER = "HasIAMUser"
+# The seed's parameter pattern `[a-zA-Z0-9-_]+`, with `*` so that an empty value (the default
+# when the config names no IAM user) means "no repository policy".
+IAM_USER_PATTERN = "[a-zA-Z0-9-_]*"
+POLICY_SID = "AllowPushPull"
+# The seed's seven actions: the first three pull, all seven together push.
+PUSH_PULL_ACTIONS = (
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+)
+MANAGED_BY = ("managed-by", "mirror")
+SOURCE_TAG = "mirror:source"
+REPOSITORY_TYPE = "AWS::ECR::Repository"
+LIFECYCLE_MAPPING = ("Lifecycle", "Untagged", "PolicyText")
+
+# CloudFormation quotas a large config can reach (mirror sends the body inline, not via S3).
+MAX_TEMPLATE_BODY_BYTES = 51_200
+MAX_OUTPUTS = 200
+
+_HASH_CHARS = 8
+_CAMEL_MAX = 200  # logical IDs and output keys may have 255 characters
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def logical_id(repository: str) -> str:
+    """The stack's logical ID for the ECR repository `repository`: readable, stable, unique.
+
+    `dockerhub/library/python` -> `RepoDockerhubLibraryPython` + 8 hex digits of the name's
+    SHA-256. The CamelCase part is for people reading the template or the stack events; the
+    hash keeps names that CamelCase alike (`a-b/c`, `a/b-c`) apart. The ID is a resource's
+    identity in the stack: were this scheme ever changed, CloudFormation would remove (and
+    retain) every repository, then fail to create it again under the same name. Never change it.
+    """
+    camel = "".join(word[:1].upper() + word[1:] for word in _WORD.findall(repository))
+    digest = hashlib.sha256(repository.encode()).hexdigest()[:_HASH_CHARS]
+    return f"Repo{camel[:_CAMEL_MAX]}{digest}"
+
+
+def output_key(repository: str) -> str:
+    """The stack output that carries the repository's URI."""
+    return f"{logical_id(repository)}Uri"
+
+
+def stack_parameters(config: Config) -> dict[str, str]:
+    """The parameter values `ensure-repo` deploys with: the config is the source of truth."""
+    return {IAM_USER_PARAMETER: config.stack.iam_user or ""}
+
+
+def lifecycle_policy_text(days: int) -> str:
+    """ECR lifecycle policy JSON: expire untagged images `days` days after their push.
+
+    In ECR, "untagged" includes the per-platform manifests of a multi-platform image, which
+    are pushed by digest. As far as we know, ECR's lifecycle rules do not expire an image that
+    a manifest list still references; this was not verified (no AWS account in the tests).
+    """
+    policy = {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"Expire untagged images {days} days after their push",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": days,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+    return json.dumps(policy, separators=(",", ":"))
+
+
+def _policy() -> dict[str, Any]:
+    """The seed's statement; the principal is the IAM user named by the parameter."""
+    user_arn = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": POLICY_SID,
+                "Effect": "Allow",
+                "Principal": {"AWS": {"Fn::Sub": user_arn}},
+                "Action": list(PUSH_PULL_ACTIONS),
+            }
+        ],
+    }
+
+
+def _source(config: Config, image: MirroredImage) -> str:
+    """Where the images come from, as a tag value (ECR takes at most 256 characters)."""
+    return f"{config.source_registry}/{image.repository}"[:256]
+
+
+def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
+    stack = config.stack
+    return {
+        "Type": REPOSITORY_TYPE,
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "RepositoryName": image.target_repository,
+            "ImageTagMutability": "MUTABLE",
+            "ImageScanningConfiguration": {"ScanOnPush": stack.scan_on_push},
+            "EncryptionConfiguration": {"EncryptionType": stack.encryption},
+            "LifecyclePolicy": {"LifecyclePolicyText": {"Fn::FindInMap": list(LIFECYCLE_MAPPING)}},
+            "RepositoryPolicyText": {"Fn::If": [HAS_IAM_USER, _policy(), {"Ref": "AWS::NoValue"}]},
+            "Tags": [
+                {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
+                {"Key": SOURCE_TAG, "Value": _source(config, image)},
+            ],
+        },
+    }
+
+
+def render(config: Config) -> dict[str, Any]:
+    """The template for `config` as a dict, intrinsic functions in their long form."""
+    images = sorted(config.images, key=lambda image: image.target_repository)
+    mapping, key, field = LIFECYCLE_MAPPING
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "ECR repositories of the images mirror keeps mirrored from Docker Hub",
+        "Parameters": {
+            IAM_USER_PARAMETER: {
+                "Type": "String",
+                "Default": config.stack.iam_user or "",
+                "AllowedPattern": IAM_USER_PATTERN,
+                "MaxLength": 64,
+                "ConstraintDescription": "letters, digits, - and _ only",
+                "Description": "IAM user granted push and pull on every repository"
+                " (empty: no repository policy)",
+            }
+        },
+        "Conditions": {
+            HAS_IAM_USER: {"Fn::Not": [{"Fn::Equals": [{"Ref": IAM_USER_PARAMETER}, ""]}]}
+        },
+        "Mappings": {
+            mapping: {key: {field: lifecycle_policy_text(config.stack.untagged_expiry_days)}}
+        },
+        "Resources": {
+            logical_id(image.target_repository): _repository(config, image) for image in images
+        },
+        "Outputs": {
+            output_key(image.target_repository): {
+                "Value": {"Fn::GetAtt": [logical_id(image.target_repository), "RepositoryUri"]}
+            }
+            for image in images
+        },
+    }
+
+
+def _header(config: Config) -> str:
+    user = config.stack.iam_user or "<user, or empty for no policy>"
+    return (
+        "# ECR repositories for the images `mirror` mirrors from Docker Hub.\n"
+        "# Rendered by `mirror template` from the config file: regenerate it, do not edit it.\n"
+        "# `mirror ensure-repo` deploys it; to deploy it by hand:\n"
+        f"#   aws cloudformation deploy --template-file ecr.yml --stack-name {config.stack.name}"
+        " \\\n"
+        "#     --capabilities CAPABILITY_NAMED_IAM"
+        f" --parameter-overrides {IAM_USER_PARAMETER}={user}\n"
+    )
+
+
+def render_yaml(config: Config) -> str:
+    """The template for `config` as YAML, after a comment saying how to deploy it."""
+    body = yaml.dump(
+        render(config),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=10_000,  # keep the lifecycle policy's JSON on one line
+        indent=2,
+    )
+    return _header(config) + body
+
+
+def load_template(text: str) -> dict[str, Any]:
+    """Parse a YAML or JSON template; short forms (`!Ref x`, `!GetAtt a.b`) become long ones."""
+    data = yaml.load(text, Loader=_Loader)
+    if not isinstance(data, dict):
+        raise ValueError("a CloudFormation template is a mapping")
+    return data
+
+
+def repository_names(template: dict[str, Any]) -> dict[str, str]:
+    """Logical ID -> repository name of every ECR repository in a (long form) template."""
+    resources = template.get("Resources") or {}
+    names: dict[str, str] = {}
+    for key, resource in resources.items():
+        if isinstance(resource, dict) and resource.get("Type") == REPOSITORY_TYPE:
+            name = (resource.get("Properties") or {}).get("RepositoryName")
+            if isinstance(name, str):
+                names[key] = name
+    return names
+
+
+def limit_problem(config: Config, body: str) -> str | None:
+    """Why CloudFormation would refuse this template for its size, or None when it fits."""
+    count = len(config.images)
+    size = len(body.encode())
+    fix = "split the images over config files with different stack.name"
+    if count > MAX_OUTPUTS:
+        return (
+            f"{count} images need {count} stack outputs; CloudFormation allows {MAX_OUTPUTS}: {fix}"
+        )
+    if size > MAX_TEMPLATE_BODY_BYTES:
+        return (
+            f"{count} images render a template of {size} bytes; CloudFormation takes at most"
+            f" {MAX_TEMPLATE_BODY_BYTES} bytes inline: {fix}"
+        )
+    return None
+
+
+# --- CloudFormation's short YAML form ---------------------------------------------------
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+def _intrinsic_key(value: Any) -> str | None:
+    """`Ref`, `Condition` or `Fn::X` when `value` is a one-key intrinsic function mapping."""
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        if key in ("Ref", "Condition") or (isinstance(key, str) and key.startswith("Fn::")):
+            return str(key)
+    return None
+
+
+def _is_simple(value: Any) -> bool:
+    """Scalars, and lists or intrinsics made only of them: written on one line."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list):
+        return all(_is_simple(item) for item in value)
+    key = _intrinsic_key(value)
+    return key is not None and _is_simple(value[key])
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes intrinsics in short form, short lists and two-key mappings on one line."""
+
+    def choose_scalar_style(self) -> str:
+        """`!Ref Name` rather than `!Ref 'Name'`: an explicit tag already fixes the type."""
+        style = str(super().choose_scalar_style())
+        event = self.event
+        if (
+            style == "'"
+            and isinstance(event, yaml.ScalarEvent)
+            and event.tag is not None
+            and event.tag.startswith("!")
+            and not event.style
+            and self.analysis is not None
+            and not self.analysis.empty
+            and not self.analysis.multiline
+            and (
+                self.analysis.allow_flow_plain
+                if self.flow_level
+                else self.analysis.allow_block_plain
+            )
+        ):
+            return ""
+        return style
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    key = _intrinsic_key(data)
+    if key is None:
+        flow = len(data) <= 2 and all(
+            _is_simple(v) and not isinstance(v, list | dict) for v in data.values()
+        )
+        return dumper.represent_mapping(_MAP_TAG, data, flow_style=flow)
+    tag = "!" + key.removeprefix("Fn::")
+    value = data[key]
+    if key == "Fn::GetAtt" and isinstance(value, list) and len(value) == 2:
+        return dumper.represent_scalar(tag, f"{value[0]}.{value[1]}")
+    if isinstance(value, str):
+        return dumper.represent_scalar(tag, value)
+    if isinstance(value, list):
+        return dumper.represent_sequence(tag, value, flow_style=_is_simple(value))
+    return dumper.represent_mapping(tag, value)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_is_simple(data))
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `!Ref`, `!GetAtt`, `!Sub`... into their long form."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {key: value}
+
+
+_Loader.add_multi_constructor("!", _construct_intrinsic)

@@ -1,0 +1,294 @@
+"""The rendered CloudFormation template: stable, complete, cfn-lint clean, and what moto ignores.
+
+moto ignores the repository policy, the lifecycle policy and the scanning configuration when
+it deploys a stack, so those are asserted here, on the rendered template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mirror.config import Config, load_config, parse_config
+from mirror.template import (
+    HAS_IAM_USER,
+    IAM_USER_PARAMETER,
+    IAM_USER_PATTERN,
+    MAX_TEMPLATE_BODY_BYTES,
+    PUSH_PULL_ACTIONS,
+    limit_problem,
+    load_template,
+    logical_id,
+    output_key,
+    render,
+    render_yaml,
+    repository_names,
+    stack_parameters,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_ACTIONS = [
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+]
+
+
+def make_config(
+    images: list[str] | None = None,
+    *,
+    iam_user: str | None = None,
+    expiry: int | None = None,
+    scan: bool | None = None,
+    encryption: str | None = None,
+    prefix: str = "dockerhub",
+) -> Config:
+    stack: dict[str, Any] = {"name": "ecr-mirror", "iam_user": iam_user}
+    if expiry is not None:
+        stack["untagged_expiry_days"] = expiry
+    if scan is not None:
+        stack["scan_on_push"] = scan
+    if encryption is not None:
+        stack["encryption"] = encryption
+    document = {
+        "version": 1,
+        "target": {"prefix": prefix},
+        "stack": stack,
+        "images": [
+            {"image": name, "tags": ["latest"]}
+            for name in (images or ["python", "bitnami/redis", "node"])
+        ],
+    }
+    return parse_config(yaml.safe_dump(document), "images.yaml")
+
+
+def resources(config: Config) -> dict[str, dict[str, Any]]:
+    return dict(render(config)["Resources"])
+
+
+def properties(config: Config, repository: str) -> dict[str, Any]:
+    return dict(resources(config)[logical_id(repository)]["Properties"])
+
+
+# --- logical IDs ---------------------------------------------------------------------------
+
+
+def test_logical_ids_are_readable_and_pinned() -> None:
+    # Pinned: a changed scheme would make CloudFormation drop and re-add every repository.
+    assert logical_id("dockerhub/library/python") == "RepoDockerhubLibraryPython1bbcb99e"
+    assert output_key("dockerhub/library/python") == "RepoDockerhubLibraryPython1bbcb99eUri"
+
+
+def test_names_that_camelcase_alike_get_different_ids() -> None:
+    names = ["dockerhub/a-b/c", "dockerhub/a/b-c", "dockerhub/a.b/c", "dockerhub/a/b_c"]
+    ids = [logical_id(name) for name in names]
+    assert len(set(ids)) == len(ids)
+
+
+def test_logical_ids_fit_cloudformation_rules_for_the_longest_names() -> None:
+    longest = "/".join(["a" * 63] * 4)  # 255 characters
+    for name in (longest, "x/y", "dockerhub/library/python"):
+        assert re.fullmatch(r"[A-Za-z0-9]{1,255}", logical_id(name))
+        assert re.fullmatch(r"[A-Za-z0-9]{1,255}", output_key(name))
+
+
+# --- stability -----------------------------------------------------------------------------
+
+
+def test_the_same_config_renders_byte_identical_yaml() -> None:
+    assert render_yaml(make_config()) == render_yaml(make_config())
+
+
+def test_the_order_of_images_in_the_config_does_not_matter() -> None:
+    one = make_config(["python", "node", "bitnami/redis"])
+    other = make_config(["bitnami/redis", "python", "node"])
+    assert render_yaml(one) == render_yaml(other)
+
+
+def test_the_yaml_reads_back_into_the_rendered_dict() -> None:
+    config = make_config(iam_user="ci-pusher")
+    text = render_yaml(config)
+    assert "!GetAtt" in text and "!If" in text and "!Sub" in text  # CloudFormation short form
+    assert load_template(text) == render(config)
+
+
+def test_load_template_reads_json_and_every_short_form() -> None:
+    text = "Resources: {X: {Properties: {A: !Ref P, B: !GetAtt R.Arn, C: !Join ['', [a, b]]}}}"
+    assert load_template(text)["Resources"]["X"]["Properties"] == {
+        "A": {"Ref": "P"},
+        "B": {"Fn::GetAtt": ["R", "Arn"]},
+        "C": {"Fn::Join": ["", ["a", "b"]]},
+    }
+    assert load_template(json.dumps({"Resources": {}})) == {"Resources": {}}
+
+
+# --- what each repository holds (moto ignores policy, lifecycle, scanning) -------------------
+
+
+def test_one_repository_per_image_named_from_the_config() -> None:
+    config = make_config(prefix="mirror/hub")
+    names = repository_names(render(config))
+    assert sorted(names.values()) == [
+        "mirror/hub/bitnami/redis",
+        "mirror/hub/library/node",
+        "mirror/hub/library/python",
+    ]
+    assert all(key == logical_id(name) for key, name in names.items())
+
+
+def test_every_repository_has_the_seed_policy_for_the_iam_user() -> None:
+    for resource in resources(make_config(iam_user="ci-pusher")).values():
+        policy = resource["Properties"]["RepositoryPolicyText"]
+        condition, document, otherwise = policy["Fn::If"]
+        assert condition == HAS_IAM_USER
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        (statement,) = document["Statement"]
+        assert statement["Sid"] == "AllowPushPull"
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == SEED_ACTIONS == list(PUSH_PULL_ACTIONS)
+        assert statement["Principal"] == {
+            "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${IAMUserName}"}
+        }
+
+
+def test_the_policy_applies_only_when_an_iam_user_is_given() -> None:
+    without = render(make_config())
+    assert without["Parameters"][IAM_USER_PARAMETER]["Default"] == ""
+    assert without["Conditions"][HAS_IAM_USER] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": IAM_USER_PARAMETER}, ""]}]
+    }
+    assert stack_parameters(make_config()) == {IAM_USER_PARAMETER: ""}
+    with_user = make_config(iam_user="ci-pusher")
+    assert render(with_user)["Parameters"][IAM_USER_PARAMETER]["Default"] == "ci-pusher"
+    assert stack_parameters(with_user) == {IAM_USER_PARAMETER: "ci-pusher"}
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [("", True), ("ci-pusher", True), ("CI_user-01", True), ("a b", False), ("x/y", False)],
+)
+def test_the_iam_user_parameter_keeps_the_seed_pattern(value: str, allowed: bool) -> None:
+    # CloudFormation matches AllowedPattern against the whole value.
+    assert bool(re.fullmatch(IAM_USER_PATTERN, value)) is allowed
+
+
+def test_untagged_images_expire_after_the_configured_days() -> None:
+    for days in (14, 30):
+        template = render(make_config(expiry=days))
+        text = template["Mappings"]["Lifecycle"]["Untagged"]["PolicyText"]
+        (rule,) = json.loads(text)["rules"]
+        assert rule["selection"] == {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": days,
+        }
+        assert rule["action"] == {"type": "expire"}
+        for resource in template["Resources"].values():
+            assert resource["Properties"]["LifecyclePolicy"] == {
+                "LifecyclePolicyText": {"Fn::FindInMap": ["Lifecycle", "Untagged", "PolicyText"]}
+            }
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_scan_on_push_follows_the_config(scan: bool) -> None:
+    props = properties(make_config(scan=scan), "dockerhub/library/python")
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": scan}
+
+
+@pytest.mark.parametrize("encryption", ["AES256", "KMS"])
+def test_encryption_follows_the_config(encryption: str) -> None:
+    props = properties(make_config(encryption=encryption), "dockerhub/library/python")
+    assert props["EncryptionConfiguration"] == {"EncryptionType": encryption}
+
+
+def test_repositories_are_tagged_as_managed_by_mirror_and_keep_moving_tags() -> None:
+    props = properties(make_config(), "dockerhub/bitnami/redis")
+    assert props["Tags"] == [
+        {"Key": "managed-by", "Value": "mirror"},
+        {"Key": "mirror:source", "Value": "docker.io/bitnami/redis"},
+    ]
+    assert props["ImageTagMutability"] == "MUTABLE"
+
+
+def test_repositories_survive_removal_and_stack_deletion() -> None:
+    for resource in resources(make_config()).values():
+        assert resource["Type"] == "AWS::ECR::Repository"
+        assert resource["DeletionPolicy"] == "Retain"
+        assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_outputs_carry_every_repository_uri() -> None:
+    template = render(make_config())
+    assert template["Outputs"] == {
+        output_key(name): {"Value": {"Fn::GetAtt": [logical_id(name), "RepositoryUri"]}}
+        for name in repository_names(template).values()
+    }
+    assert len(template["Outputs"]) == 3
+
+
+def test_the_header_tells_how_to_deploy_by_hand_with_the_seed_command() -> None:
+    text = render_yaml(make_config(iam_user="ci-pusher"))
+    assert "aws cloudformation deploy --template-file ecr.yml --stack-name ecr-mirror" in text
+    assert "--capabilities CAPABILITY_NAMED_IAM --parameter-overrides IAMUserName=ci-pusher" in text
+
+
+# --- limits --------------------------------------------------------------------------------
+
+
+def test_size_limits_are_reported_with_the_fix() -> None:
+    assert limit_problem(make_config(), render_yaml(make_config())) is None
+    many = make_config([f"team/image{i}" for i in range(60)])
+    problem = limit_problem(many, render_yaml(many))
+    assert problem is not None
+    assert f"{MAX_TEMPLATE_BODY_BYTES} bytes" in problem and "stack.name" in problem
+    too_many = make_config([f"team/image{i}" for i in range(201)])
+    assert "200" in str(limit_problem(too_many, render_yaml(too_many)))
+
+
+def test_about_forty_images_fit_in_one_template() -> None:
+    config = make_config([f"some-namespace/image-name-{i}" for i in range(40)])
+    assert limit_problem(config, render_yaml(config)) is None
+
+
+# --- cfn/ and cfn-lint ---------------------------------------------------------------------
+
+
+def test_cfn_ecr_yml_is_the_rendering_of_the_repository_config() -> None:
+    config = load_config(REPO / "config" / "images.yaml")
+    assert (REPO / "cfn" / "ecr.yml").read_text() == render_yaml(config), (
+        "cfn/ecr.yml is stale: regenerate it with `mirror template > cfn/ecr.yml`"
+    )
+
+
+def _lint(text: str) -> list[str]:
+    from cfnlint.api import lint
+
+    return [str(match) for match in lint(text)]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "cfn").glob("*.y*ml")), ids=lambda p: p.name)
+def test_every_template_in_cfn_is_cfn_lint_clean(path: Path) -> None:
+    assert _lint(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        make_config(),
+        make_config(iam_user="ci-pusher", encryption="KMS", scan=False, expiry=90),
+        make_config(["alpine"], prefix=""),
+    ],
+    ids=["no-iam-user", "iam-user-kms", "one-image-no-prefix"],
+)
+def test_rendered_variants_are_cfn_lint_clean(config: Config) -> None:
+    assert _lint(render_yaml(config)) == []
