@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -67,6 +68,11 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class EngineChoice(StrEnum):
+    registry = "registry"
+    docker = "docker"
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         stream=sys.stderr,
@@ -103,6 +109,27 @@ def sync_command(
         OutputFormat, typer.Option("--output", "-o", help="Report format on stdout.")
     ] = OutputFormat.table,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+    engine: Annotated[
+        EngineChoice,
+        typer.Option(
+            "--engine",
+            help="registry: registry to registry (digests and all platforms kept);"
+            " docker: pull, tag, push through the Docker engine (ONE platform per tag,"
+            " digests change).",
+        ),
+    ] = EngineChoice.registry,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            help="With --engine docker: the platform copied for entries at `all`"
+            " (default: the engine's own), e.g. linux/arm64.",
+        ),
+    ] = None,
+    keep_local: Annotated[
+        bool,
+        typer.Option("--keep-local", help="With --engine docker: keep the pulled images."),
+    ] = False,
 ) -> None:
     """Copy the configured Docker Hub images into ECR, within the pull budget."""
     _logging(verbose)
@@ -113,7 +140,18 @@ def sync_command(
         concurrency=concurrency,
         fail_fast=fail_fast,
     )
-    code = run_sync(config, options, output=output.value, ensure_repo=not no_ensure_repo)
+    docker = None
+    if engine is EngineChoice.docker:
+        from mirror.engine_docker import DockerOptions
+
+        docker = DockerOptions.parse(platform, keep_local)
+    elif platform is not None or keep_local:
+        from mirror.errors import ConfigError
+
+        raise ConfigError("--platform and --keep-local apply to --engine docker only")
+    code = run_sync(
+        config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
+    )
     raise typer.Exit(code)
 
 
@@ -122,6 +160,121 @@ def quota_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     """Print Docker Hub's pull limit and what is left, without spending a pull."""
     _logging(False)
     raise typer.Exit(run_quota(config))
+
+
+# --- The CloudFormation stack of repositories (mirror.template, mirror.stack) -------------
+# `template`, `ensure-repo` and `delete-repo`; progress on stderr, the report on stdout.
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _report(summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; aligned plain lines otherwise (logs, scripts)."""
+    if sys.stdout.isatty() and rows:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=summary, title_justify="left")
+        for header in headers:
+            table.add_column(header, overflow="fold")  # URIs whole, wrapped if need be
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    typer.echo(summary)
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(headers))]
+    for row in rows:
+        typer.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command("template")
+def template_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+    """Print the CloudFormation template `ensure-repo` deploys (deployable by hand too)."""
+    from mirror.template import render_yaml
+
+    typer.echo(render_yaml(load_config(config)), nl=False)
+
+
+@app.command("ensure-repo")
+def ensure_repo_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
+    ] = False,
+) -> None:
+    """Create or update the stack of ECR repositories, showing its changes first."""
+    from mirror.stack import ensure_stack
+
+    outcome = ensure_stack(load_config(config), dry_run=dry_run, progress=_say)
+    _report(outcome.summary(), *outcome.rows())
+
+
+@app.command("delete-repo")
+def delete_repo_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")] = False,
+) -> None:
+    """Delete the stack; its repositories stay in ECR with their images."""
+    from mirror.errors import ConfigError
+    from mirror.stack import DeletePlan, delete_stack
+
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
+
+    def confirm(plan: DeletePlan) -> bool:
+        _say(f"stack {plan.stack_name} ({plan.status}) in {plan.region} holds:")
+        for name in plan.repositories:
+            _say(f"  {name}")
+        _say("Deleting the stack leaves these repositories in ECR with their images.")
+        return yes or typer.confirm(f"Delete stack {plan.stack_name}?", default=False, err=True)
+
+    outcome = delete_stack(load_config(config), confirm=confirm, progress=_say)
+    _report(outcome.summary(), *outcome.rows())
+    raise typer.Exit(1 if outcome.result == "cancelled" else 0)
+
+
+# --- end of the stack commands --------------------------------------------------------------
+
+
+# --- For build steps (mirror.engine_docker): `login` and `uri` ------------------------------
+
+
+@app.command("login")
+def login_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    config_only: Annotated[
+        bool,
+        typer.Option(
+            "--config-only",
+            help="Only write the docker config (no Docker engine needed, e.g. for kaniko).",
+        ),
+    ] = False,
+) -> None:
+    """Log the Docker engine and the docker config into ECR with a fresh token."""
+    from mirror.engine_docker import run_login
+
+    _logging(False)
+    raise typer.Exit(run_login(config, config_only=config_only))
+
+
+@app.command("uri")
+def uri_command(
+    image: Annotated[str, typer.Argument(help="A Docker Hub reference: IMAGE[:TAG].")],
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    digest: Annotated[
+        bool, typer.Option("--digest", help="Pin by digest (a HEAD on ECR resolves it).")
+    ] = False,
+) -> None:
+    """Print the ECR reference that mirrors a Docker Hub reference."""
+    from mirror.engine_docker import run_uri
+
+    _logging(False)
+    raise typer.Exit(run_uri(config, image, digest=digest))
+
+
+# --- end of the build-step commands ---------------------------------------------------------
 
 
 def main() -> None:

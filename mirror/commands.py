@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mirror.config import Config, load_config
-from mirror.credentials import find_source_credentials
+from mirror.copy import Copier, EngineFactory
+from mirror.credentials import FoundCredentials, find_source_credentials
 from mirror.ecr import EcrCredentials
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.retry import RetryPolicy
 from mirror.report import StderrProgress, write_json, write_table
 from mirror.sync import SyncOptions, open_registries, quota, sync
+
+if TYPE_CHECKING:
+    from mirror.engine_docker import DockerOptions
 
 log = logging.getLogger("mirror")
 
@@ -42,7 +47,9 @@ def run_sync(
     output: str,
     ensure_repo: bool,
     out: TextIO = sys.stdout,
+    docker: DockerOptions | None = None,
 ) -> int:
+    """`mirror sync`; `docker` set: copy through the Docker engine (`--engine docker`)."""
     config = load_config(config_path)
     if ensure_repo and not options.dry_run:
         from mirror.stack import ensure_stack
@@ -52,6 +59,7 @@ def run_sync(
     log.info("%s", found.describe())
     target = ecr_target(config)
     with (
+        _engine(config, docker, found, target) as engine,
         open_registries(
             config,
             StaticCredentials(found.credentials),
@@ -68,12 +76,30 @@ def run_sync(
             retry=RetryPolicy(),
             progress=progress,
             on_result=progress.result,
+            engine=engine,
         )
     if output == "json":
         write_json(report, out)
     else:
         write_table(report, out)
     return report.exit_code
+
+
+def _engine(
+    config: Config, docker: DockerOptions | None, found: FoundCredentials, target: Target
+) -> AbstractContextManager[EngineFactory]:
+    """The copy engine: registry to registry, or through the Docker engine."""
+    if docker is None:
+        registry: EngineFactory = Copier
+        return nullcontext(registry)
+    from mirror.engine_docker import open_docker_engine
+
+    return open_docker_engine(
+        config,
+        docker,
+        source_credentials=found.credentials,
+        target_credentials=target.credentials,
+    )
 
 
 def run_quota(config_path: Path, out: TextIO = sys.stdout) -> int:

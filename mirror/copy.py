@@ -23,9 +23,10 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Protocol
+from typing import Protocol, Self
 
 from mirror.manifests import (
     SOURCE_DIGEST_ANNOTATION,
@@ -68,16 +69,24 @@ class CopyError(Exception):
 class PullBudget:
     """How many Docker Hub pulls this run may still spend. None: unlimited.
 
-    Thread-safe. `exhausted()` is called on Docker Hub's 429 TOOMANYREQUESTS: from then on no
-    pull is granted, so a run meets that answer at most once per request already in flight.
+    Thread-safe. Every manifest GET answer restates the quota: `spend()` lowers what is left
+    to what Docker Hub says less the `reserve`, so pulls spent meanwhile by someone else on
+    the same quota (a parallel shard on the same address) are not spent twice. `exhausted()`
+    is called on Docker Hub's 429 TOOMANYREQUESTS: from then on no pull is granted; as GETs
+    pass the `gate()` one at a time while the quota is limited, a run meets that answer once.
     """
 
-    def __init__(self, available: int | None) -> None:
+    def __init__(
+        self, available: int | None, *, reserve: int = 0, ratelimit: RateLimit | None = None
+    ) -> None:
         self._available = available
+        self._reserve = reserve
+        self._taken = 0  # taken, not yet spent nor given back
         self._lock = threading.Lock()
+        self._gate = threading.Lock()
         self.spent = 0
         self.quota_hit = False
-        self.last_seen: RateLimit | None = None
+        self.last_seen: RateLimit | None = ratelimit
 
     @property
     def available(self) -> int | None:
@@ -91,24 +100,51 @@ class PullBudget:
                 if pulls > self._available:
                     return False
                 self._available -= pulls
+            self._taken += pulls
             return True
 
     def give_back(self, pulls: int) -> None:
         """Return pulls taken for GETs that were not made (or not charged)."""
         with self._lock:
+            self._taken -= pulls
             if self._available is not None:
                 self._available += pulls
 
     def spend(self, ratelimit: RateLimit | None) -> None:
+        """One pull taken was spent; `ratelimit`: the quota its answer stated."""
         with self._lock:
             self.spent += 1
+            self._taken -= 1
             if ratelimit is not None:
                 self.last_seen = ratelimit
+                if self._available is not None:
+                    stated = ratelimit.remaining - self._reserve - max(0, self._taken)
+                    self._available = max(0, min(self._available, stated))
 
     def exhausted(self) -> None:
         with self._lock:
             self.quota_hit = True
             self._available = 0
+            if self.last_seen is not None:
+                self.last_seen = replace(self.last_seen, remaining=0)
+
+    @contextmanager
+    def gate(self) -> Iterator[None]:
+        """Held around a manifest GET: one at a time while the quota is limited (GETs are
+        small; blobs still move in parallel), none at all once the quota is spent."""
+        if self._available is None and not self.quota_hit:
+            yield
+            return
+        with self._gate:
+            if self.quota_hit:
+                raise DeferredError("Docker Hub answered 429: the pull quota is spent")
+            yield
+
+
+def spent_before_failing(exc: BaseException) -> CopyOutcome:
+    """What a copy that raised `exc` had spent (pulls, bytes), when its engine recorded it."""
+    outcome = getattr(exc, "mirror_outcome", None)
+    return outcome if isinstance(outcome, CopyOutcome) else CopyOutcome()
 
 
 @dataclass(frozen=True)
@@ -132,6 +168,43 @@ class CopyOutcome:
     blobs_copied: int = 0
     blobs_present: int = 0
     blobs_mounted: int = 0
+
+
+class CopyEngine(Protocol):
+    """What `mirror.sync` needs from an engine: `Copier` (registry to registry) or
+    `mirror.engine_docker.DockerEngineCopier` (pull, tag, push through a Docker engine)."""
+
+    source: RegistryClient  # the plan HEADs the source through it
+    budget: PullBudget  # replaced by the sync once the plan has read the quota
+
+    def up_to_date(
+        self,
+        target_repository: str,
+        tag: str,
+        source: ManifestHead,
+        platforms: tuple[Platform, ...] | None,
+    ) -> bool: ...
+
+    def copy(self, request: CopyRequest) -> CopyOutcome: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class EngineFactory(Protocol):
+    """Makes the engine for one sync; `Copier` itself is one."""
+
+    def __call__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        *,
+        concurrency: int,
+        budget: PullBudget,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> CopyEngine: ...
 
 
 @dataclass
@@ -206,17 +279,22 @@ class Copier:
     # --- copying ----------------------------------------------------------------------
 
     def copy(self, request: CopyRequest) -> CopyOutcome:
-        """Copy one tag. Raises DeferredError when the budget cannot pay for it."""
+        """Copy one tag. Raises DeferredError when the budget cannot pay for it; whatever it
+        raises carries what was spent until then (`spent_before_failing`)."""
         outcome = CopyOutcome()
-        top = self._pull(request.source_repository, request.source.digest, outcome)
-        if top.is_index:
-            written = self._copy_index(request, top, outcome)
-        else:
-            if request.platforms is not None:
-                self._check_single_platform(request, top)
-            self._copy_blobs(request, top, outcome)
-            written = top
-        self._put_tag(request, written)
+        try:
+            top = self._pull(request.source_repository, request.source.digest, outcome)
+            if top.is_index:
+                written = self._copy_index(request, top, outcome)
+            else:
+                if request.platforms is not None:
+                    self._check_single_platform(request, top)
+                self._copy_blobs(request, top, outcome)
+                written = top
+            self._put_tag(request, written)
+        except Exception as exc:
+            exc.mirror_outcome = outcome  # type: ignore[attr-defined]
+            raise
         outcome.digest = written.digest
         return outcome
 
@@ -227,9 +305,10 @@ class Copier:
         if not paid and not self.budget.take(1):
             raise DeferredError("the pull budget is spent")
         try:
-            manifest, ratelimit = self.retry.call(
-                lambda: self.source.get_manifest(repository, digest)
-            )
+            with self.budget.gate():
+                manifest, ratelimit = self.retry.call(
+                    lambda: self.source.get_manifest(repository, digest)
+                )
         except QuotaExhaustedError:
             self.budget.exhausted()
             raise DeferredError("Docker Hub answered 429: the pull quota is spent") from None
@@ -253,9 +332,15 @@ class Copier:
         missing = [c for c in children if not self._target_has_manifest(request, c)]
         if not self.budget.take(len(missing)):  # all of its platforms, or none of them
             raise DeferredError(f"needs {len(missing)} more pulls for its platforms")
-        manifests = [
-            self._pull(request.source_repository, c.digest, outcome, paid=True) for c in missing
-        ]
+        manifests: list[Manifest] = []
+        try:
+            for descriptor in missing:
+                manifests.append(
+                    self._pull(request.source_repository, descriptor.digest, outcome, paid=True)
+                )
+        except BaseException:  # the failed GET gave its pull back; the unmade ones too
+            self.budget.give_back(len(missing) - len(manifests) - 1)
+            raise
         for child in manifests:
             self._copy_blobs(request, child, outcome)
         for child in manifests:

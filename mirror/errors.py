@@ -35,4 +35,11 @@ class StackError(MirrorError):
 
 
 class EngineError(MirrorError):
-    """The Docker engine reported a failure (pull, tag or push)."""
+    """The Docker engine reported a failure (pull, tag or push).
+
+    `transient`: another attempt may cure it (the engine unreachable, a 5xx, a throttle).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -62,6 +63,28 @@ def selected(image: MirroredImage, tag: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
+def may_select(image: MirroredImage, patterns: tuple[str, ...]) -> bool:
+    """Whether `--only` may select some tag of `image` (False: its tags need not be listed,
+    and its selector finding nothing is not this run's business).
+
+    A pattern's part before its last `:` must match the name (a tag holds no `:`); a pattern
+    without `:` may span `name:tag`, so only its text before the first wildcard must begin
+    the name."""
+    if not patterns:
+        return True
+    names = (image.name, image.repository)
+    for pattern in patterns:
+        head, colon, _ = pattern.rpartition(":")
+        if colon:
+            if any(fnmatch.fnmatchcase(name, head) for name in names):
+                return True
+            continue
+        literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        if any(name.startswith(literal) for name in names):
+            return True
+    return False
+
+
 @dataclass
 class PlannedTag:
     """One tag of one image, classified by HEADs alone."""
@@ -76,15 +99,35 @@ class PlannedTag:
     def estimated_pulls(self) -> int:
         """Manifest GETs a copy will spend: one for the manifest, plus one per platform
         manifest of an index (the configured platforms, else two: the count is only known
-        after the GET). Children already in the target cost nothing, so this is an upper
-        bound for an index whose platforms were mirrored under another tag."""
+        after the GET), and for an OCI index one more per platform for the attestation
+        manifest buildkit adds beside each. Children already in the target cost nothing, so
+        this is an upper bound for an index whose platforms were mirrored under another tag."""
         if self.action not in (Action.WOULD_COPY, Action.COPIED, Action.DEFERRED):
             return 0
         if self.source is None or not self.source.media_type.endswith(
             ("list.v2+json", "index.v1+json")
         ):
             return 1
-        return 1 + (len(self.image.platforms) if self.image.platforms else 2)
+        per_platform = 2 if self.source.media_type.endswith("index.v1+json") else 1
+        return 1 + per_platform * (len(self.image.platforms) if self.image.platforms else 2)
+
+
+def admit(plan: list[PlannedTag], available: int | None) -> None:
+    """Decide, in config order, which copies the budget pays for: each copy whose estimated
+    pulls fit in what is left is kept (`would-copy`), the others become `deferred`. A big
+    image that does not fit does not stop a smaller one after it."""
+    if available is None:
+        return
+    left = available
+    for planned in plan:
+        if planned.action is not Action.WOULD_COPY:
+            continue
+        needed = planned.estimated_pulls
+        if needed <= left:
+            left -= needed
+        else:
+            planned.action = Action.DEFERRED
+            planned.error = f"needs ~{needed} pulls; the pull budget has {left} left"
 
 
 def budget_available(remaining: int | None, reserve: int) -> int | None:

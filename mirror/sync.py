@@ -12,6 +12,7 @@ further pull at once: the rest is reported as deferred, for the next run.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,16 +24,27 @@ import httpx
 from mirror.config import Config, MirroredImage
 from mirror.copy import (
     Copier,
+    CopyEngine,
     CopyError,
     CopyOutcome,
     CopyRequest,
     DeferredError,
+    EngineFactory,
     Progress,
     PullBudget,
+    spent_before_failing,
 )
 from mirror.errors import MirrorError
 from mirror.manifests import ManifestError
-from mirror.plan import Action, PlannedTag, Shard, budget_available, selected
+from mirror.plan import (
+    Action,
+    PlannedTag,
+    Shard,
+    admit,
+    budget_available,
+    may_select,
+    selected,
+)
 from mirror.registry.auth import CredentialsProvider, StaticCredentials
 from mirror.registry.client import RateLimit, RegistryClient, new_http_client
 from mirror.registry.errors import QuotaExhaustedError
@@ -135,26 +147,30 @@ def resolve_tags(source: RegistryClient, image: MirroredImage) -> list[str]:
 
 
 def plan_sync(
-    config: Config, copier: Copier, options: SyncOptions, *, retry: RetryPolicy
+    config: Config, copier: CopyEngine, options: SyncOptions, *, retry: RetryPolicy
 ) -> tuple[list[PlannedTag], RateLimit | None]:
     """Classify every selected tag with HEADs only. Spends no pull."""
     source = copier.source
-    pairs: list[PlannedTag] = []
-    for image in config.images:
+    shard = options.shard
+
+    def tags_of(image: MirroredImage) -> list[PlannedTag]:
+        if not may_select(image, options.only):
+            return []
         try:
-            tags = retry.call(lambda image=image: resolve_tags(source, image))  # type: ignore[misc]
-        except IMAGE_FAILURES as exc:
-            pairs.append(PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {exc}"))
-            continue
-        if not tags:
-            pairs.append(
-                PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")
-            )
-        for tag in tags:
-            if selected(image, tag, options.only) and (
-                options.shard is None or options.shard.owns(image.target_repository, tag)
-            ):
-                pairs.append(PlannedTag(image, tag, Action.WOULD_COPY))
+            tags = retry.call(lambda: resolve_tags(source, image))
+        except IMAGE_FAILURES as exc:  # every shard: none can tell which tags it owns
+            return [PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {exc}")]
+        if not tags:  # one shard reports it
+            if shard is None or shard.owns(image.target_repository, "*"):
+                return [PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")]
+            return []
+        return [
+            PlannedTag(image, tag, Action.WOULD_COPY)
+            for tag in tags
+            if selected(image, tag, options.only)
+            and (shard is None or shard.owns(image.target_repository, tag))
+        ]
+
     seen: list[RateLimit] = []
 
     def classify(planned: PlannedTag) -> None:
@@ -175,6 +191,7 @@ def plan_sync(
             planned.action, planned.error = Action.FAILED, str(exc)
 
     with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="plan") as pool:
+        pairs = [planned for part in pool.map(tags_of, config.images) for planned in part]
         list(pool.map(classify, pairs))
     # the smallest `remaining` is the latest word: HEADs ran concurrently
     ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
@@ -183,23 +200,29 @@ def plan_sync(
 
 def execute(
     plan: list[PlannedTag],
-    copier: Copier,
+    copier: CopyEngine,
     registries: Registries,
     options: SyncOptions,
     on_result: Callable[[TagResult], None] = lambda result: None,
 ) -> list[TagResult]:
     """Copy what the plan says, in config order, each image on its own thread."""
     results: list[TagResult] = []
-    stop = False
+    stop = threading.Event()  # --fail-fast: set by the first failure, seen by every worker
 
     def run(planned: PlannedTag) -> TagResult:
+        result = attempt(planned)
+        if result.action is Action.FAILED and options.fail_fast:
+            stop.set()
+        return result
+
+    def attempt(planned: PlannedTag) -> TagResult:
         source_ref, target_ref = _references(registries, planned.image, planned.tag)
         result = TagResult(planned, planned.action, source_ref, target_ref, error=planned.error)
         if planned.source is not None and planned.action is Action.UP_TO_DATE:
             result.digest = planned.source.digest
         if planned.action is not Action.WOULD_COPY or options.dry_run:
             return result
-        if stop:
+        if stop.is_set():
             result.action, result.error = Action.DEFERRED, "not attempted: --fail-fast"
             return result
         assert planned.source is not None
@@ -217,11 +240,14 @@ def execute(
             result.action, result.digest = Action.COPIED, outcome.digest
         except DeferredError as exc:
             result.action, result.error = Action.DEFERRED, str(exc)
+            outcome = spent_before_failing(exc)
         except QuotaExhaustedError as exc:  # from a GET outside the budgeted path
             copier.budget.exhausted()
             result.action, result.error = Action.DEFERRED, str(exc)
+            outcome = spent_before_failing(exc)
         except IMAGE_FAILURES as exc:
             result.action, result.error = Action.FAILED, str(exc)
+            outcome = spent_before_failing(exc)
         result.seconds = round(time.monotonic() - started, 3)
         result.bytes, result.pulls = outcome.bytes, outcome.pulls
         return result
@@ -229,8 +255,6 @@ def execute(
     workers = max(1, min(options.concurrency, 4))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as pool:
         for result in pool.map(run, plan):
-            if result.action is Action.FAILED and options.fail_fast:
-                stop = True
             results.append(result)
             on_result(result)
     return results
@@ -244,11 +268,15 @@ def sync(
     retry: RetryPolicy | None = None,
     progress: Progress | None = None,
     on_result: Callable[[TagResult], None] = lambda result: None,
+    engine: EngineFactory = Copier,
 ) -> SyncReport:
-    """Plan, then (unless a dry run) copy within the pull budget. Returns the report."""
+    """Plan, then (unless a dry run) copy within the pull budget. Returns the report.
+
+    `engine` makes the copier: `Copier` (registry to registry), or a Docker engine's
+    (`mirror.engine_docker`); both plan with the same HEADs and spend the same budget."""
     retry = retry or RetryPolicy()
     budget = PullBudget(None)
-    with Copier(
+    with engine(
         registries.source,
         registries.target,
         concurrency=options.concurrency,
@@ -260,17 +288,21 @@ def sync(
         available = budget_available(
             ratelimit.remaining if ratelimit else None, config.reserve_pulls
         )
-        copier.budget = budget = PullBudget(available)
+        copier.budget = budget = PullBudget(
+            available, reserve=config.reserve_pulls, ratelimit=ratelimit
+        )
+        admit(plan, available)  # in config order, by estimated pulls
         log.info(
-            "plan: %d to copy, %d up to date; pulls available: %s",
+            "plan: %d to copy, %d up to date, %d deferred; pulls available: %s",
             sum(1 for p in plan if p.action is Action.WOULD_COPY),
             sum(1 for p in plan if p.action is Action.UP_TO_DATE),
+            sum(1 for p in plan if p.action is Action.DEFERRED),
             "unlimited" if available is None else available,
         )
         results = execute(plan, copier, registries, options, on_result)
     return SyncReport(
         results=results,
-        ratelimit=budget.last_seen or ratelimit,
+        ratelimit=budget.last_seen,
         available_pulls=available,
         dry_run=options.dry_run,
         retries=retry.retries,

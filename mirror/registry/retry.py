@@ -1,9 +1,10 @@
 """The retry policy: one tenacity policy, with a predicate, bounded and jittered.
 
-Retried: connection errors and resets, timeouts, bodies cut short, and error answers that
-`RegistryError.retryable` allows (408, 429 throttling, 5xx). A `Retry-After` answer is honoured
-(capped). Never retried: Docker Hub's spent pull quota, 401/403/404, wrong bytes, and any
-other exception: a bug should surface, not loop.
+Retried: connection errors and resets, timeouts, bodies cut short, error answers that
+`RegistryError.retryable` allows (408, 429 throttling, 5xx), and Docker engine failures marked
+`EngineError.transient`. A `Retry-After` answer is honoured (capped). Never retried: Docker
+Hub's spent pull quota, 401/403/404, wrong bytes, and any other exception: a bug should
+surface, not loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from mirror.errors import EngineError
 from mirror.registry.errors import BlobIntegrityError, RegistryError
 
 log = logging.getLogger("mirror.retry")
@@ -36,6 +38,8 @@ def is_transient(exc: BaseException) -> bool:
         return exc.retryable
     if isinstance(exc, BlobIntegrityError):
         return exc.short
+    if isinstance(exc, EngineError):
+        return exc.transient
     return isinstance(exc, httpx.TransportError)
 
 

@@ -1,0 +1,943 @@
+"""The Docker engine path: `mirror sync --engine docker`, `mirror login` and `mirror uri`.
+
+What this engine cannot do, said plainly: it copies ONE platform per tag (the entry's one
+listed platform, else `--platform`, else the engine's own), and the engine re-compresses
+layers on push, so the digest in ECR differs from Docker Hub's. The registry engine
+(`mirror.copy.Copier`) keeps digests and every platform; this one exists for teams whose
+images must go through the Docker engine their builds already use.
+
+One tag is copied in named steps, with the plan, budget and report of the registry engine:
+  1. pay the pulls from the budget (an index: 2 manifest GETs, the index and one platform's
+     manifest; a single manifest: 1), then pull `<source>/<repo>@<digest the plan saw>`;
+  2. tag the image as a marker that records its source, then as the tag, in the ECR
+     repository: `mirror-src-<40 hex of the source digest>[-<os>-<arch>[-<variant>]]` (the
+     platform part only when the source is an index);
+  3. push the marker, then the tag (written last, so it never points at an image whose
+     source is unrecorded), reading every line of each push stream: an `errorDetail` line
+     is a failure, though the SDK raises nothing for it;
+  4. remove the references it made in the engine, once no other copy uses them (unless
+     `keep_local`).
+
+Up to date without a pull: since the pushed digest never equals Docker Hub's, the target is
+up to date when its tag and the marker for the source digest (and platform) name the same
+image: two HEADs on ECR, both free.
+
+Engine failures become `EngineError`, `transient` when another attempt may cure them (the
+engine unreachable, a 5xx, a throttle), and are retried by the `RetryPolicy`. Docker Hub's
+`toomanyrequests` on a pull marks the budget exhausted and the image deferred.
+
+The `docker` package is imported lazily: no other command pays for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from mirror.config import Config, MirroredImage, load_config
+from mirror.copy import (
+    CopyError,
+    CopyOutcome,
+    CopyRequest,
+    DeferredError,
+    NoProgress,
+    Progress,
+    PullBudget,
+)
+from mirror.credentials import docker_config_path
+from mirror.errors import ConfigError, CredentialsError, EngineError, MirrorError
+from mirror.manifests import platforms_label
+from mirror.reference import (
+    DEFAULT_TAG,
+    DOCKER_HUB,
+    DOCKER_HUB_ALIASES,
+    InvalidReference,
+    Platform,
+    normalize_registry,
+    parse_platform,
+    parse_reference,
+)
+from mirror.registry.auth import Credentials, CredentialsProvider
+from mirror.registry.client import ManifestHead, RegistryClient
+from mirror.registry.retry import RetryPolicy
+from mirror.versions import select_tags
+
+__all__ = [
+    "MARKER_PREFIX",
+    "DockerEngineCopier",
+    "DockerEngineFactory",
+    "DockerOptions",
+    "connect",
+    "engine_notes",
+    "entry_platform",
+    "is_transient_message",
+    "marker_tag",
+    "mirror_uri",
+    "open_docker_engine",
+    "run_login",
+    "run_uri",
+    "store_docker_login",
+]
+
+log = logging.getLogger("mirror.engine_docker")
+
+MARKER_PREFIX = "mirror-src-"
+ENGINE_TIMEOUT = 600  # seconds the SDK waits for one read from the engine
+HELPER_TIMEOUT = 30.0  # seconds for `docker-credential-<helper> store`
+_INDEX_TYPES = ("list.v2+json", "index.v1+json")
+_NAMES_SHOWN = 5
+
+# Words in an engine's message that make a failure final, then those that make it worth
+# another attempt; a message with neither is final (a bug should surface, not loop).
+_FINAL_WORDS = (
+    "unauthorized",
+    "denied",
+    "forbidden",
+    "not found",
+    "unknown",  # manifest unknown, name unknown, blob unknown
+    "invalid",  # tag invalid, manifest invalid
+    "no matching manifest",
+    "does not exist",
+    "immutable",
+)
+_TRANSIENT_WORDS = (
+    "toomanyrequests",
+    "too many requests",
+    "rate exceeded",
+    "internal server error",
+    "bad gateway",
+    "service unavailable",
+    "gateway timeout",
+    "status: 500",
+    "status: 502",
+    "status: 503",
+    "status: 504",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "timeout",
+    "timed out",
+    "unexpected eof",
+    "tls handshake",
+)
+
+
+# --- pure decisions ---------------------------------------------------------------------
+
+
+def is_transient_message(message: str) -> bool:
+    """Does an engine's error message describe a failure another attempt may cure?"""
+    text = message.lower()
+    if any(word in text for word in _FINAL_WORDS):
+        return False
+    return any(word in text for word in _TRANSIENT_WORDS)
+
+
+def is_quota_message(message: str) -> bool:
+    """Docker Hub's spent pull quota, as the engine relays it (`toomanyrequests: You have
+    reached your pull rate limit...`)."""
+    return "toomanyrequests" in message.lower()
+
+
+def entry_platform(platforms: tuple[Platform, ...] | None, default: Platform) -> Platform:
+    """The one platform the engine copies for an entry: its only listed platform, else the
+    default (`--platform`, else the engine's own). Several listed platforms are refused."""
+    if platforms is None:
+        return default
+    if len(platforms) > 1:
+        raise CopyError(
+            f"the docker engine copies one platform per tag, and this entry lists"
+            f" {len(platforms)} ({platforms_label(platforms)}): list one platform, or use"
+            " --engine registry"
+        )
+    return platforms[0]
+
+
+def _is_index(head: ManifestHead) -> bool:
+    return head.media_type.endswith(_INDEX_TYPES)
+
+
+def marker_tag(source_digest: str, platform: Platform | None) -> str:
+    """The tag that records which source an image in ECR was pushed from.
+
+    `mirror-src-<first 40 hex of the source digest>`, plus `-<os>-<arch>[-<variant>]` when
+    the source is an index (the engine picked one platform of it). At most 11 + 40 + 1 +
+    the platform's length characters, all valid in a tag."""
+    hex_digits = source_digest.partition(":")[2][:40]
+    tag = MARKER_PREFIX + hex_digits
+    if platform is not None:
+        parts = (platform.os, platform.architecture, platform.variant)
+        tag += "-" + "-".join(part for part in parts if part)
+    return tag
+
+
+def engine_notes(config: Config, platform: Platform) -> list[str]:
+    """What the docker engine will do differently from the config, as warning lines.
+
+    One line for the entries left at `platforms: all` (they get `platform` only), one for
+    entries that list several platforms (refused: their tags are reported failed)."""
+    notes: list[str] = []
+    at_all = [image.name for image in config.images if image.platforms is None]
+    several = [
+        image.name
+        for image in config.images
+        if image.platforms is not None and len(image.platforms) > 1
+    ]
+    if at_all:
+        notes.append(
+            f"warning: the docker engine copies one platform, {platform}, for the entries at"
+            f" `platforms: all` ({_names(at_all)}); use --platform to choose another"
+        )
+    if several:
+        notes.append(
+            f"warning: the docker engine refuses the entries that list several platforms"
+            f" ({_names(several)}): their tags will be reported failed"
+        )
+    return notes
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    more = len(names) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def pull_host(source: RegistryClient) -> str:
+    """How the engine names the source registry: `docker.io` for Docker Hub, else host[:port]."""
+    return DOCKER_HUB if source.host.lower() in DOCKER_HUB_ALIASES else source.host
+
+
+def _platform_of(image: Any) -> Platform:
+    """A local image's platform, from its inspect document."""
+    attrs = image.attrs
+    return Platform(
+        str(attrs.get("Os") or ""),
+        str(attrs.get("Architecture") or ""),
+        str(attrs.get("Variant") or "") or None,
+    )
+
+
+def _auth_config(credentials: Credentials | None) -> dict[str, str] | None:
+    if credentials is None:
+        return None
+    return {"username": credentials.username, "password": credentials.password}
+
+
+# --- talking to the engine --------------------------------------------------------------
+
+
+def connect(timeout: int = ENGINE_TIMEOUT) -> Any:
+    """A `docker.DockerClient` from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)."""
+    try:
+        import docker
+    except ImportError:
+        raise EngineError("the `docker` Python package is not installed") from None
+    try:
+        return docker.from_env(timeout=timeout)
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST") or "the default socket"
+        raise EngineError(
+            f"cannot reach the Docker engine at {where}: {_first_line(str(exc))}"
+        ) from None
+
+
+def engine_platform(client: Any) -> Platform:
+    """The engine's own platform (`os/arch` from its version answer)."""
+    version = _engine_call("ask the Docker engine its version", client.version)
+    return Platform(str(version.get("Os") or "linux"), str(version.get("Arch") or "amd64"))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no message"
+
+
+def _engine_error(action: str, exc: Exception) -> EngineError:
+    """Turn what the SDK raised into an EngineError; `transient` when worth another try."""
+    import docker.errors
+
+    if isinstance(exc, docker.errors.APIError):
+        message = _first_line(str(exc.explanation or exc))
+        status = exc.status_code or 0
+        final = any(word in message.lower() for word in _FINAL_WORDS)
+        transient = (status >= 500 and not final) or is_transient_message(message)
+        return EngineError(f"{action}: {message}", transient=transient)
+    if isinstance(exc, OSError):  # requests' ConnectionError and Timeout are OSErrors
+        return EngineError(
+            f"{action}: lost the Docker engine ({type(exc).__name__})", transient=True
+        )
+    return EngineError(f"{action}: {_first_line(str(exc))}")
+
+
+def _engine_call(action: str, call: Callable[[], Any]) -> Any:
+    import docker.errors
+
+    try:
+        return call()
+    except (docker.errors.DockerException, OSError) as exc:
+        raise _engine_error(action, exc) from None
+
+
+def _read_stream(
+    action: str, lines: Iterable[Any], on_line: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Read a pull or push stream to its end. An `errorDetail` (or `error`) line is a
+    failure: the engine answered 200 and the SDK raises nothing for it. Returns the merged
+    `aux` objects (a push's `{"Tag", "Digest", "Size"}`)."""
+    import docker.errors
+
+    aux: dict[str, Any] = {}
+    try:
+        for line in lines:
+            if not isinstance(line, dict):
+                continue
+            if "errorDetail" in line or "error" in line:
+                detail = line.get("errorDetail") or {}
+                message = _first_line(
+                    str(detail.get("message") if isinstance(detail, dict) else "")
+                    or str(line.get("error") or "the engine reported an error")
+                )
+                raise EngineError(f"{action}: {message}", transient=is_transient_message(message))
+            if isinstance(line.get("aux"), dict):
+                aux.update(line["aux"])
+            on_line(line)
+    except (docker.errors.DockerException, OSError) as exc:
+        raise _engine_error(action, exc) from None
+    return aux
+
+
+@dataclass(frozen=True)
+class _Pushed:
+    digest: str | None  # None: the tag exists in an immutable repository, nothing was written
+    bytes: int
+
+
+class _PushMeter:
+    """Reads a push stream's progress: bytes per layer, fed to `Progress` as they move."""
+
+    def __init__(self, label: str, progress: Progress) -> None:
+        self._label = label
+        self._progress = progress
+        self._current: dict[str, int] = {}
+        self._pushed: set[str] = set()
+
+    def __call__(self, line: dict[str, Any]) -> None:
+        layer = str(line.get("id") or "")
+        status = str(line.get("status") or "")
+        detail = line.get("progressDetail")
+        if status == "Pushing" and isinstance(detail, dict) and layer:
+            current = int(detail.get("current") or 0)
+            moved = current - self._current.get(layer, 0)
+            self._current[layer] = current
+            if moved > 0:
+                self._progress.advance(self._label, moved)
+        elif status == "Pushed" and layer:
+            self._pushed.add(layer)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._current.get(layer, 0) for layer in self._pushed)
+
+
+class _LocalImages:
+    """The engine's local images as a sync uses them: found, untagged, removed when done.
+
+    Copies of tags with the same source digest share one pulled image, so the references a
+    sync makes are held per source reference and removed when the last holder lets go
+    (unless `keep`). A reference the sync did not make is never removed."""
+
+    def __init__(self, client: Callable[[], Any], keep: bool) -> None:
+        self._client = client
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._holders: dict[str, int] = {}
+        self._refs: dict[str, set[str]] = {}
+
+    @contextmanager
+    def hold(self, source_ref: str) -> Iterator[Callable[[str], None]]:
+        """Hold `source_ref` for one copy; yields `made(ref)` to note a reference made."""
+        with self._lock:
+            self._holders[source_ref] = self._holders.get(source_ref, 0) + 1
+            refs = self._refs.setdefault(source_ref, set())
+
+        def made(ref: str) -> None:
+            with self._lock:
+                refs.add(ref)
+
+        try:
+            yield made
+        finally:
+            with self._lock:  # held while removing: no other copy may pull meanwhile
+                self._holders[source_ref] -= 1
+                if self._holders[source_ref] == 0:
+                    del self._holders[source_ref]
+                    del self._refs[source_ref]
+                    if not self._keep:
+                        self._remove(refs, source_ref)
+
+    def find(self, ref: str) -> Any:
+        """The local image `ref` names, or None."""
+        import docker.errors
+
+        try:
+            return self._client().images.get(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except (docker.errors.DockerException, OSError) as exc:
+            raise _engine_error(f"inspect {ref}", exc) from None
+
+    def untag(self, ref: str) -> None:
+        import docker.errors
+
+        try:
+            self._client().images.remove(ref)
+        except docker.errors.ImageNotFound:
+            return
+        except (docker.errors.DockerException, OSError) as exc:
+            raise _engine_error(f"remove {ref}", exc) from None
+
+    def _remove(self, refs: set[str], source_ref: str) -> None:
+        # the target references first; the image goes with its last reference
+        for ref in sorted(refs, key=lambda r: r == source_ref):
+            try:
+                self.untag(ref)
+            except EngineError as exc:
+                log.warning("could not remove %s from the engine: %s", ref, exc)
+
+
+# --- the copier ---------------------------------------------------------------------------
+
+
+class DockerEngineCopier:
+    """Copies one platform per tag through a Docker engine: pull, tag, push.
+
+    The same surface as `Copier` (`mirror.copy.CopyEngine`), so `mirror.sync` plans, budgets
+    and reports the same way whichever engine copies."""
+
+    def __init__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        *,
+        engine: DockerEngineFactory,
+        budget: PullBudget,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.budget = budget
+        self.retry = retry
+        self.progress = progress or NoProgress()
+        self._engine = engine
+        self._source_host = pull_host(source)
+        self._local = _LocalImages(engine.client, engine.keep_local)
+
+    def __enter__(self) -> DockerEngineCopier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to close: the engine's client belongs to the factory."""
+
+    @property
+    def platform(self) -> Platform:
+        return self._engine.platform
+
+    # --- is the target up to date? (HEADs on ECR only: no pull) -------------------------
+
+    def up_to_date(
+        self,
+        target_repository: str,
+        tag: str,
+        source: ManifestHead,
+        platforms: tuple[Platform, ...] | None,
+    ) -> bool:
+        """True when the tag points at the image the marker for `source` names (or at the
+        source digest itself: a digest-preserving copy by the registry engine).
+
+        Raises CopyError for an entry this engine refuses, so the plan reports it."""
+        platform = entry_platform(platforms, self.platform)
+        head = self.retry.call(lambda: self.target.head_manifest(target_repository, tag))
+        if head is None:
+            return False
+        if head.digest == source.digest:
+            return True
+        marker = marker_tag(source.digest, platform if _is_index(source) else None)
+        recorded = self.retry.call(lambda: self.target.head_manifest(target_repository, marker))
+        return recorded is not None and recorded.digest == head.digest
+
+    # --- copying ----------------------------------------------------------------------
+
+    def copy(self, request: CopyRequest) -> CopyOutcome:
+        """Pull, tag, push one tag. Raises DeferredError when the budget cannot pay for it."""
+        platform = entry_platform(request.platforms, self.platform)
+        index = _is_index(request.source)
+        source_ref = f"{self._source_host}/{request.source_repository}@{request.source.digest}"
+        repository = f"{self.target.host}/{request.target_repository}"
+        marker = marker_tag(request.source.digest, platform if index else None)
+        outcome = CopyOutcome()
+        with self._local.hold(source_ref) as made:
+            image = self._local_copy(source_ref, platform if index else None)
+            if image is None:
+                made(source_ref)
+                image = self._pull(request, source_ref, platform if index else None, outcome)
+            self._check_platform(request, image, platform)
+            digests: list[str | None] = []
+            for tag in (marker, request.tag):  # the tag last
+                made(f"{repository}:{tag}")
+                self._tag(image, repository, tag)
+                pushed = self._push(repository, tag, request.label)
+                outcome.bytes += pushed.bytes
+                digests.append(pushed.digest)
+        outcome.digest = digests[1] or self._immutable_tag(request, marker)
+        return outcome
+
+    def _local_copy(self, source_ref: str, platform: Platform | None) -> Any:
+        """The image the engine already holds for this source (and platform of an index):
+        it is exactly what a pull would give, so no pull is spent. A reference to another
+        platform of the same index is untagged: the engine cannot move a digest reference."""
+        image = self._local.find(source_ref)
+        if image is None or platform is None or platform.matches(_platform_of(image)):
+            return image
+        log.info(
+            "untagging %s in the engine: it names %s, not %s",
+            source_ref,
+            _platform_of(image),
+            platform,
+        )
+        self._local.untag(source_ref)
+        return None
+
+    def _pull(
+        self, request: CopyRequest, source_ref: str, platform: Platform | None, outcome: CopyOutcome
+    ) -> Any:
+        """Pull by the digest the plan saw, paying the budget before every attempt (a
+        retried pull GETs the manifests again)."""
+        pulls = 2 if platform is not None else 1
+        repository, _, digest = source_ref.partition("@")
+        action = f"pull {source_ref}" + (f" ({platform})" if platform else "")
+
+        def attempt() -> Any:
+            if not self.budget.take(pulls):
+                raise DeferredError(f"needs {pulls} pulls; the pull budget is spent")
+            client = self._engine.client()
+            try:
+                lines = _engine_call(
+                    action,
+                    lambda: client.api.pull(
+                        repository,
+                        tag=digest,
+                        stream=True,
+                        decode=True,
+                        platform=str(platform) if platform else None,
+                        auth_config=_auth_config(self._engine.source_credentials),
+                    ),
+                )
+                _read_stream(action, lines, lambda line: None)
+            except EngineError as exc:
+                if is_quota_message(str(exc)):
+                    self.budget.exhausted()
+                    raise DeferredError(
+                        "Docker Hub answered toomanyrequests: the pull quota is spent"
+                    ) from None
+                raise  # the pulls stay spent: the engine may have made the GETs
+            for _ in range(pulls):
+                self.budget.spend(None)
+            return _engine_call(f"inspect {source_ref}", lambda: client.images.get(source_ref))
+
+        image = self.retry.call(attempt)
+        outcome.pulls += pulls
+        return image
+
+    @staticmethod
+    def _check_platform(request: CopyRequest, image: Any, platform: Platform) -> None:
+        """An entry that names its platform gets that platform or a clear failure."""
+        if request.platforms is None:
+            return
+        found = _platform_of(image)
+        if not platform.matches(found):
+            raise CopyError(f"the source is a single-platform image for {found}, not {platform}")
+
+    def _tag(self, image: Any, repository: str, tag: str) -> None:
+        ok = _engine_call(f"tag {repository}:{tag}", lambda: image.tag(repository, tag))
+        if ok is False:
+            raise EngineError(f"tag {repository}:{tag}: the engine refused the tag")
+
+    def _push(self, repository: str, tag: str, label: str) -> _Pushed:
+        """Push one tag with fresh ECR credentials; read the whole stream."""
+        action = f"push {repository}:{tag}"
+
+        def attempt() -> _Pushed:
+            meter = _PushMeter(label, self.progress)
+            credentials = self._engine.target_credentials.get()
+            client = self._engine.client()
+            lines = _engine_call(
+                action,
+                lambda: client.api.push(
+                    repository,
+                    tag=tag,
+                    stream=True,
+                    decode=True,
+                    auth_config=_auth_config(credentials),
+                ),
+            )
+            try:
+                aux = _read_stream(action, lines, meter)
+            except EngineError as exc:
+                if "tag invalid" in str(exc).lower():  # ECR: an immutable tag exists already
+                    return _Pushed(None, meter.bytes)
+                raise
+            digest = aux.get("Digest")
+            if not isinstance(digest, str) or not digest:
+                raise EngineError(f"{action}: the engine did not state the pushed digest")
+            return _Pushed(digest, meter.bytes)
+
+        pushed: _Pushed = self.retry.call(attempt)
+        return pushed
+
+    def _immutable_tag(self, request: CopyRequest, marker: str) -> str:
+        """The tag exists and cannot be overwritten: success when it already names the image
+        the marker records for this source."""
+        repository = request.target_repository
+        head = self.retry.call(lambda: self.target.head_manifest(repository, request.tag))
+        recorded = self.retry.call(lambda: self.target.head_manifest(repository, marker))
+        if head is not None and recorded is not None and head.digest == recorded.digest:
+            return head.digest
+        raise CopyError(
+            f"{self.target.host}/{repository}:{request.tag} is immutable and points at"
+            f" {head.digest if head else 'another image'}, not at the copy of"
+            f" {request.source.digest}"
+        )
+
+
+# --- the engine, as `mirror.sync` receives it -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DockerOptions:
+    """`mirror sync --engine docker` options."""
+
+    platform: Platform | None = None  # for entries at `all`; None: the engine's own
+    keep_local: bool = False
+
+    @classmethod
+    def parse(cls, platform: str | None, keep_local: bool) -> DockerOptions:
+        try:
+            parsed = parse_platform(platform) if platform else None
+        except InvalidReference as exc:
+            raise ConfigError(f"--platform: {exc}") from None
+        return cls(parsed, keep_local)
+
+
+class DockerEngineFactory:
+    """One Docker engine for one sync: its client (connected on first use), the platform
+    copied for entries at `all`, and the credentials passed to pulls and pushes. Called as
+    an `EngineFactory`, it makes the `DockerEngineCopier` that `mirror.sync.sync` uses."""
+
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        source_credentials: Credentials | None,
+        target_credentials: CredentialsProvider,
+        keep_local: bool = False,
+        client: Any = None,
+        connector: Callable[[], Any] = connect,
+    ) -> None:
+        self.platform = platform
+        self.source_credentials = source_credentials
+        self.target_credentials = target_credentials
+        self.keep_local = keep_local
+        self._client = client
+        self._connector = connector
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DockerEngineFactory(platform={self.platform}, keep_local={self.keep_local})"
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connector()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __call__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        *,
+        concurrency: int,
+        budget: PullBudget,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> DockerEngineCopier:
+        return DockerEngineCopier(
+            source, target, engine=self, budget=budget, retry=retry, progress=progress
+        )
+
+
+@contextmanager
+def open_docker_engine(
+    config: Config,
+    options: DockerOptions,
+    *,
+    source_credentials: Credentials | None,
+    target_credentials: CredentialsProvider,
+    connector: Callable[[], Any] = connect,
+) -> Iterator[DockerEngineFactory]:
+    """The engine for `mirror sync --engine docker`, with its limits logged up front.
+
+    The engine is asked its platform only when `--platform` is not given; otherwise it is
+    reached on the first copy (a dry run or an up-to-date run needs no engine)."""
+    factory = DockerEngineFactory(
+        platform=options.platform or Platform("linux", "amd64"),
+        source_credentials=source_credentials,
+        target_credentials=target_credentials,
+        keep_local=options.keep_local,
+        connector=connector,
+    )
+    try:
+        if options.platform is None:
+            factory.platform = engine_platform(factory.client())
+        log.info(
+            "engine: docker (one platform per tag; layers are re-compressed on push, so ECR"
+            " digests differ from Docker Hub's)"
+        )
+        for note in engine_notes(config, factory.platform):
+            log.warning("%s", note)
+        yield factory
+    finally:
+        factory.close()
+
+
+# --- `mirror login`: the engine and the docker config file, for build steps -----------------
+
+
+def _registry_host(config: Config, endpoint: Callable[[], str]) -> str:
+    """The ECR registry as `docker` names it: host[:port] of target.registry or the
+    proxyEndpoint."""
+    return urlsplit(config.target_url or endpoint()).netloc
+
+
+def store_docker_login(
+    host: str,
+    credentials: Credentials,
+    *,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    helper_timeout: float = HELPER_TIMEOUT,
+) -> str:
+    """Record a login the way `docker login` does; returns where it went (for a log line).
+
+    `credHelpers[<host>]`, else `credsStore`, names a helper that stores it
+    (`docker-credential-<helper> store`, the secret on stdin); else `auths[<host>]` in the
+    config file gets `{"auth": base64(user:password)}`, other entries kept, the file
+    written whole (a temporary file renamed over it) with mode 0600. A helper `ecr-login`
+    fetches its own tokens: nothing is stored for it."""
+    env = os.environ if environ is None else environ
+    path = docker_config_path(env, home)
+    document = _read_config_file(path)
+    helpers = document.get("credHelpers")
+    helper = helpers.get(host) if isinstance(helpers, dict) else None
+    helper = helper or document.get("credsStore")
+    if isinstance(helper, str) and helper:
+        if helper == "ecr-login":
+            return "docker-credential-ecr-login (it fetches ECR tokens itself)"
+        _helper_store(helper, host, credentials, env, helper_timeout)
+        return f"docker-credential-{helper}"
+    auths = document.get("auths")
+    if not isinstance(auths, dict):
+        auths = document["auths"] = {}
+    secret = f"{credentials.username}:{credentials.password}".encode()
+    auths[host] = {"auth": base64.b64encode(secret).decode("ascii")}
+    _write_private(path, json.dumps(document, indent="\t") + "\n")
+    return str(path)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise CredentialsError(f"{path}: cannot read it: {exc.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError:  # the message could quote the file, which holds secrets
+        raise CredentialsError(f"{path}: not valid JSON; fix or remove it first") from None
+    if not isinstance(document, dict):
+        raise CredentialsError(f"{path}: not a JSON object; fix or remove it first")
+    return document
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` (following a symlink) with `text`, readable by its owner only."""
+    path = path.resolve() if path.is_symlink() else path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _helper_store(
+    helper: str, host: str, credentials: Credentials, env: Mapping[str, str], timeout: float
+) -> None:
+    program = f"docker-credential-{helper}"
+    executable = shutil.which(program, path=env.get("PATH"))
+    if executable is None:
+        raise CredentialsError(f"{program} (named in the docker config) is not installed")
+    payload = {"ServerURL": host, "Username": credentials.username, "Secret": credentials.password}
+    try:
+        done = subprocess.run(
+            [executable, "store"],
+            input=json.dumps(payload).encode(),
+            capture_output=True,
+            timeout=timeout,
+            env=dict(env),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CredentialsError(f"{program} store: no answer after {timeout:g}s") from None
+    except OSError as exc:
+        raise CredentialsError(f"{program} store: cannot run it: {exc.strerror}") from None
+    if done.returncode != 0:  # its output is not quoted: it may echo what it was given
+        raise CredentialsError(f"{program} store failed with exit status {done.returncode}")
+
+
+def engine_login(client: Any, host: str, credentials: Credentials) -> None:
+    """Have the engine check the login against the registry (`POST /auth`)."""
+    _engine_call(
+        f"log the Docker engine in to {host}",
+        lambda: client.login(
+            credentials.username, credentials.password, registry=host, reauth=True
+        ),
+    )
+
+
+def run_login(
+    config_path: Path,
+    *,
+    config_only: bool = False,
+    out: TextIO = sys.stdout,
+    environ: Mapping[str, str] | None = None,
+    connector: Callable[[], Any] = connect,
+) -> int:
+    """`mirror login`: a fresh ECR token, checked by the local engine (unless
+    `config_only`) and stored in the docker config, so that `docker build` / `docker pull`
+    of `<ecr>/...` work. Prints the registry, never the token."""
+    from mirror.ecr import EcrCredentials
+
+    config = load_config(config_path)
+    ecr = EcrCredentials(config.region)
+    host = _registry_host(config, lambda: ecr.endpoint)
+    credentials = ecr.get()
+    if not config_only:
+        client = connector()
+        try:
+            engine_login(client, host, credentials)
+        finally:
+            client.close()
+    where = store_docker_login(host, credentials, environ=environ)
+    log.info("login stored in %s", where)
+    out.write(f"Logged in to {host}\n")
+    return 0
+
+
+# --- `mirror uri`: the ECR reference that mirrors a Docker Hub reference --------------------
+
+
+def _source_hosts(config: Config) -> set[str]:
+    hosts = {DOCKER_HUB}
+    source = config.source_registry
+    hosts.add(urlsplit(source).netloc if "://" in source else normalize_registry(source))
+    return hosts
+
+
+def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
+    """The config entry that mirrors `IMAGE[:TAG]`, and the tag (`latest` when none).
+
+    Refused, with one line naming the image: digests (use --digest), other registries,
+    images not in the config (nothing mirrors them), and tags the entry never selects."""
+    try:
+        ref = parse_reference(text)
+    except InvalidReference as exc:
+        raise ConfigError(f"{text}: {exc}") from None
+    if ref.digest:
+        raise ConfigError(f"{text}: give IMAGE[:TAG]; --digest prints the digest reference")
+    if ref.registry not in _source_hosts(config):
+        raise ConfigError(
+            f"{text}: not from the source registry ({config.source_registry}); nothing mirrors it"
+        )
+    image = next((i for i in config.images if i.repository == ref.repository), None)
+    if image is None:
+        raise ConfigError(f"{text}: {ref.repository} is not in {config.path}; nothing mirrors it")
+    tag = ref.tag or DEFAULT_TAG
+    if isinstance(image.tags, tuple):
+        if tag not in image.tags:
+            raise ConfigError(
+                f"{text}: tag {tag} is not mirrored for {image.name}"
+                f" (its tags: {', '.join(image.tags)})"
+            )
+    elif not select_tags([tag], image.tags):
+        raise ConfigError(f"{text}: tag {tag} does not match the tag selector of {image.name}")
+    return image, tag
+
+
+def run_uri(
+    config_path: Path,
+    text: str,
+    *,
+    digest: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    """`mirror uri IMAGE[:TAG]`: print `<ecr host>/<repo>:<tag>`, or with `digest`
+    `<ecr host>/<repo>@sha256:...` resolved with a HEAD on ECR (free)."""
+    from mirror.ecr import EcrCredentials
+    from mirror.registry.client import new_http_client
+
+    config = load_config(config_path)
+    image, tag = mirror_uri(config, text)
+    ecr = EcrCredentials(config.region)
+    host = _registry_host(config, lambda: ecr.endpoint)
+    if not digest:
+        out.write(f"{host}/{image.target_repository}:{tag}\n")
+        return 0
+    url = config.target_url or ecr.endpoint
+    with new_http_client(connections=2) as http:
+        head = RetryPolicy().call(
+            lambda: RegistryClient(url, ecr, http).head_manifest(image.target_repository, tag)
+        )
+    if head is None:
+        raise MirrorError(
+            f"{host}/{image.target_repository}:{tag} is not in ECR yet: run `mirror sync` first"
+        )
+    out.write(f"{host}/{image.target_repository}@{head.digest}\n")
+    return 0
