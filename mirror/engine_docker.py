@@ -138,12 +138,15 @@ _TRANSIENT_WORDS = (
 # --- pure decisions ---------------------------------------------------------------------
 
 
+def _is_final(message: str) -> bool:
+    text = message.lower()
+    return any(word in text for word in _FINAL_WORDS)
+
+
 def is_transient_message(message: str) -> bool:
     """Does an engine's error message describe a failure another attempt may cure?"""
     text = message.lower()
-    if any(word in text for word in _FINAL_WORDS):
-        return False
-    return any(word in text for word in _TRANSIENT_WORDS)
+    return not _is_final(text) and any(word in text for word in _TRANSIENT_WORDS)
 
 
 def is_quota_message(message: str) -> bool:
@@ -271,8 +274,7 @@ def _engine_error(action: str, exc: Exception) -> EngineError:
     if isinstance(exc, docker.errors.APIError):
         message = _first_line(str(exc.explanation or exc))
         status = exc.status_code or 0
-        final = any(word in message.lower() for word in _FINAL_WORDS)
-        transient = (status >= 500 and not final) or is_transient_message(message)
+        transient = (status >= 500 and not _is_final(message)) or is_transient_message(message)
         return EngineError(f"{action}: {message}", transient=transient)
     if isinstance(exc, OSError):  # requests' ConnectionError and Timeout are OSErrors
         return EngineError(
@@ -304,10 +306,10 @@ def _read_stream(
             if not isinstance(line, dict):
                 continue
             if "errorDetail" in line or "error" in line:
-                detail = line.get("errorDetail") or {}
+                detail = line.get("errorDetail")
+                said = detail.get("message") if isinstance(detail, dict) else None
                 message = _first_line(
-                    str(detail.get("message") if isinstance(detail, dict) else "")
-                    or str(line.get("error") or "the engine reported an error")
+                    str(said or line.get("error") or "the engine reported an error")
                 )
                 raise EngineError(f"{action}: {message}", transient=is_transient_message(message))
             if isinstance(line.get("aux"), dict):
@@ -488,20 +490,24 @@ class DockerEngineCopier:
         repository = f"{self.target.host}/{request.target_repository}"
         marker = marker_tag(request.source.digest, platform if index else None)
         outcome = CopyOutcome()
-        with self._local.hold(source_ref) as made:
-            image = self._local_copy(source_ref, platform if index else None)
-            if image is None:
-                made(source_ref)
-                image = self._pull(request, source_ref, platform if index else None, outcome)
-            self._check_platform(request, image, platform)
-            digests: list[str | None] = []
-            for tag in (marker, request.tag):  # the tag last
-                made(f"{repository}:{tag}")
-                self._tag(image, repository, tag)
-                pushed = self._push(repository, tag, request.label)
-                outcome.bytes += pushed.bytes
-                digests.append(pushed.digest)
-        outcome.digest = digests[1] or self._immutable_tag(request, marker)
+        try:
+            with self._local.hold(source_ref) as made:
+                image = self._local_copy(source_ref, platform if index else None)
+                if image is None:
+                    made(source_ref)
+                    image = self._pull(request, source_ref, platform if index else None, outcome)
+                self._check_platform(request, image, platform)
+                digests: list[str | None] = []
+                for tag in (marker, request.tag):  # the tag last
+                    made(f"{repository}:{tag}")
+                    self._tag(image, repository, tag)
+                    pushed = self._push(repository, tag, request.label)
+                    outcome.bytes += pushed.bytes
+                    digests.append(pushed.digest)
+            outcome.digest = digests[1] or self._immutable_tag(request, marker)
+        except Exception as exc:  # the report shows what a failed copy spent
+            exc.mirror_outcome = outcome  # type: ignore[attr-defined]
+            raise
         return outcome
 
     def _local_copy(self, source_ref: str, platform: Platform | None) -> Any:
@@ -524,7 +530,8 @@ class DockerEngineCopier:
         self, request: CopyRequest, source_ref: str, platform: Platform | None, outcome: CopyOutcome
     ) -> Any:
         """Pull by the digest the plan saw, paying the budget before every attempt (a
-        retried pull GETs the manifests again)."""
+        retried pull GETs the manifests again). A failed attempt counts as spent in the
+        budget: the engine may have made its GETs before failing."""
         pulls = 2 if platform is not None else 1
         repository, _, digest = source_ref.partition("@")
         action = f"pull {source_ref}" + (f" ({platform})" if platform else "")
@@ -552,7 +559,9 @@ class DockerEngineCopier:
                     raise DeferredError(
                         "Docker Hub answered toomanyrequests: the pull quota is spent"
                     ) from None
-                raise  # the pulls stay spent: the engine may have made the GETs
+                for _ in range(pulls):
+                    self.budget.spend(None)
+                raise
             for _ in range(pulls):
                 self.budget.spend(None)
             return _engine_call(f"inspect {source_ref}", lambda: client.images.get(source_ref))

@@ -1,0 +1,733 @@
+"""The Docker engine path (issue 6): `mirror sync --engine docker`, `mirror login`, `mirror uri`.
+
+Pure decisions (markers, platforms, error classes, the `uri` mapping, the docker config
+file) are table tests. The rest runs as the user runs it, against the world: a real dockerd
+(the world's private one) pulls from the Docker Hub front and pushes to the ECR front, and
+the fronts' counters say what was spent. No output may carry the ECR token.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mirror.config import parse_config
+from mirror.copy import CopyError, CopyRequest, DeferredError, PullBudget
+from mirror.engine_docker import (
+    DockerEngineFactory,
+    DockerOptions,
+    _read_stream,
+    engine_notes,
+    entry_platform,
+    is_transient_message,
+    marker_tag,
+    mirror_uri,
+    store_docker_login,
+)
+from mirror.errors import ConfigError, CredentialsError, EngineError
+from mirror.manifests import ACCEPT
+from mirror.reference import Platform, validate_tag
+from mirror.registry.auth import Credentials, StaticCredentials
+from mirror.registry.client import RegistryClient, new_http_client
+from mirror.registry.retry import RetryPolicy
+from tests.world.dockerd import DockerEngine
+from tests.world.world import World
+
+DIGEST = "sha256:" + "ab" * 32
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64")
+ALPINE = {"image": "alpine", "tags": ["3.19"]}
+PYTHON = {"image": "python", "tags": ["3.12-slim"]}  # an index: amd64 and arm64/v8
+
+
+# --- pure decisions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [
+        (None, "mirror-src-" + "ab" * 20),
+        (AMD64, "mirror-src-" + "ab" * 20 + "-linux-amd64"),
+        (Platform("linux", "arm", "v7"), "mirror-src-" + "ab" * 20 + "-linux-arm-v7"),
+    ],
+)
+def test_marker_tag_names_source_digest_and_platform(
+    platform: Platform | None, expected: str
+) -> None:
+    tag = marker_tag(DIGEST, platform)
+    assert tag == expected
+    assert validate_tag(tag) == tag  # a valid tag, at most 128 characters
+
+
+def test_marker_tag_of_the_longest_platform_is_a_valid_tag() -> None:
+    tag = marker_tag(DIGEST, Platform("windows", "mips64le", "v8"))
+    assert len(tag) <= 128 and validate_tag(tag) == tag
+
+
+def test_entry_platform_one_per_tag() -> None:
+    assert entry_platform(None, AMD64) == AMD64
+    assert entry_platform((ARM64,), AMD64) == ARM64
+    with pytest.raises(CopyError) as caught:
+        entry_platform((AMD64, ARM64), AMD64)
+    message = str(caught.value)
+    assert "one platform per tag" in message and "lists 2" in message
+    assert "linux/amd64,linux/arm64" in message and "--engine registry" in message
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("toomanyrequests: Rate exceeded", True),
+        ("received unexpected HTTP status: 503 Service Unavailable", True),
+        ("received unexpected HTTP status: 502 Bad Gateway", True),
+        ("Get http://x/v2/: dial tcp: i/o timeout", True),
+        ("read: connection reset by peer", True),
+        ("unexpected EOF", True),
+        ("name unknown: The repository with name 'x' does not exist", False),
+        ("unauthorized: authentication required", False),
+        ("denied: requested access to the resource is denied", False),
+        ("manifest unknown: manifest unknown", False),
+        ("tag invalid: The image tag '1' already exists", False),
+        ("no matching manifest for linux/s390x in the manifest list entries", False),
+        ("something nobody expected", False),
+    ],
+)
+def test_engine_messages_transient_or_final(message: str, transient: bool) -> None:
+    assert is_transient_message(message) is transient
+
+
+def test_push_stream_error_line_is_a_failure() -> None:
+    lines = [
+        {"status": "The push refers to repository [h/x]"},
+        {"status": "Preparing", "progressDetail": {}, "id": "abc"},
+        {
+            "errorDetail": {"message": "name unknown: The repository with name 'x' ..."},
+            "error": "name unknown: The repository with name 'x' ...",
+        },
+    ]
+    seen: list[dict[str, Any]] = []
+    with pytest.raises(EngineError) as caught:
+        _read_stream("push h/x:1", lines, seen.append)
+    assert str(caught.value) == "push h/x:1: name unknown: The repository with name 'x' ..."
+    assert not caught.value.transient
+    assert len(seen) == 2
+
+
+def test_push_stream_gives_the_digest() -> None:
+    lines = [
+        {"status": "Pushed", "id": "abc"},
+        {"aux": {"Tag": "1", "Digest": DIGEST, "Size": 735}},
+    ]
+    assert _read_stream("push h/x:1", lines, lambda line: None)["Digest"] == DIGEST
+
+
+def _config(images: Sequence[Mapping[str, Any]], prefix: str = "dockerhub") -> Any:
+    document = {
+        "version": 1,
+        "target": {"registry": "ecr.example:5000", "prefix": prefix},
+        "images": list(images),
+    }
+    return parse_config(json.dumps(document), "images.yaml")
+
+
+def test_engine_notes_name_the_platform_and_the_refused_entries() -> None:
+    config = _config(
+        [
+            {"image": "alpine", "tags": ["3.19"]},
+            {"image": "python", "tags": ["3.12"], "platforms": ["linux/arm64"]},
+            {"image": "bitnami/redis", "tags": ["7"], "platforms": ["linux/amd64", "linux/arm64"]},
+        ]
+    )
+    notes = engine_notes(config, ARM64)
+    assert len(notes) == 2
+    assert "one platform, linux/arm64" in notes[0] and "(alpine)" in notes[0]
+    assert "python" not in notes[0]
+    assert "refuses" in notes[1] and "(bitnami/redis)" in notes[1]
+    assert (
+        engine_notes(_config([{"image": "x", "tags": ["1"], "platforms": ["linux/amd64"]}]), AMD64)
+        == []
+    )
+
+
+def test_docker_options_refuse_a_bad_platform() -> None:
+    assert DockerOptions.parse("linux/arm64", True) == DockerOptions(ARM64, True)
+    assert DockerOptions.parse(None, False) == DockerOptions(None, False)
+    with pytest.raises(ConfigError, match="--platform"):
+        DockerOptions.parse("linux", False)
+
+
+URI_IMAGES = [
+    {"image": "alpine", "tags": ["3.19", "latest"]},
+    {"image": "bitnami/redis", "tags": {"match": r"^7\.4\.\d+$"}},
+    {"image": "node", "tags": {"semver": ">=20,<22"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "repository", "tag"),
+    [
+        ("alpine:3.19", "dockerhub/library/alpine", "3.19"),
+        ("alpine", "dockerhub/library/alpine", "latest"),
+        ("library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
+        ("docker.io/library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
+        ("index.docker.io/alpine:latest", "dockerhub/library/alpine", "latest"),
+        ("bitnami/redis:7.4.1", "dockerhub/bitnami/redis", "7.4.1"),
+        ("node:20.12.2", "dockerhub/library/node", "20.12.2"),
+    ],
+)
+def test_uri_maps_a_docker_hub_reference(text: str, repository: str, tag: str) -> None:
+    image, found = mirror_uri(_config(URI_IMAGES), text)
+    assert (image.target_repository, found) == (repository, tag)
+
+
+def test_uri_follows_the_prefix() -> None:
+    image, _ = mirror_uri(_config(URI_IMAGES, prefix="mirror/hub"), "alpine:3.19")
+    assert image.target_repository == "mirror/hub/library/alpine"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nginx:1.27", "library/nginx is not in images.yaml; nothing mirrors it"),
+        ("alpine:3.18", "tag 3.18 is not mirrored for alpine (its tags: 3.19, latest)"),
+        ("bitnami/redis:7.2.5", "does not match the tag selector of bitnami/redis"),
+        ("node:18", "does not match the tag selector of node"),
+        ("quay.io/org/app:1", "not from the source registry (docker.io)"),
+        ("alpine@" + DIGEST, "--digest prints the digest reference"),
+        ("Alpine:3.19", "invalid repository name"),
+    ],
+)
+def test_uri_refuses_what_nothing_mirrors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        mirror_uri(_config(URI_IMAGES), text)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(text)
+
+
+# --- the docker config file (`mirror login`) ------------------------------------------------
+
+SECRET = Credentials("AWS", "s3cr3t-token")
+
+
+def _auth_of(credentials: Credentials) -> str:
+    return base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+
+
+def test_login_writes_a_private_config_file(tmp_path: Path) -> None:
+    where = store_docker_login(
+        "ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path / "d")}
+    )
+    path = tmp_path / "d" / "config.json"
+    assert where == str(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {
+        "auths": {"ecr.example:5000": {"auth": _auth_of(SECRET)}}
+    }
+    assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary left
+
+
+def test_login_keeps_the_other_entries(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    before = {
+        "auths": {
+            "https://index.docker.io/v1/": {"auth": "dXNlcjpodWI="},
+            "ecr.example:5000": {"auth": "QVdTOm9sZA=="},
+        },
+        "HttpHeaders": {"User-Agent": "x"},
+        "credHelpers": {"other.example": "pass"},
+    }
+    path.write_text(json.dumps(before))
+    store_docker_login("ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
+    after = json.loads(path.read_text())
+    assert after["auths"]["ecr.example:5000"] == {"auth": _auth_of(SECRET)}
+    assert after["auths"]["https://index.docker.io/v1/"] == {"auth": "dXNlcjpodWI="}
+    assert after["HttpHeaders"] == before["HttpHeaders"]
+    assert after["credHelpers"] == before["credHelpers"]
+
+
+def test_login_does_not_clobber_a_broken_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"auths": {"x": {"auth": "c2VjcmV0"}')  # cut short
+    with pytest.raises(CredentialsError) as caught:
+        store_docker_login("ecr.example", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
+    assert "not valid JSON" in str(caught.value) and "c2VjcmV0" not in str(caught.value)
+    assert path.read_text() == '{"auths": {"x": {"auth": "c2VjcmV0"}'
+
+
+def _fake_helper(directory: Path, name: str, exit_code: int = 0) -> Path:
+    """A `docker-credential-<name>` that records its argv and stdin."""
+    record = directory / f"{name}.record"
+    script = directory / f"docker-credential-{name}"
+    script.write_text(
+        f'#!/bin/sh\necho "$1" > {record}.argv\ncat > {record}.stdin\nexit {exit_code}\n'
+    )
+    script.chmod(0o755)
+    return record
+
+
+@pytest.mark.parametrize("key", ["credsStore", "credHelpers"])
+def test_login_stores_through_the_configured_helper(tmp_path: Path, key: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = _fake_helper(bin_dir, "fake")
+    config = {"credsStore": "fake"} if key == "credsStore" else {"credHelpers": {"ecr.x": "fake"}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    environ = {"DOCKER_CONFIG": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert store_docker_login("ecr.x", SECRET, environ=environ) == "docker-credential-fake"
+    assert Path(f"{record}.argv").read_text().strip() == "store"
+    assert json.loads(Path(f"{record}.stdin").read_text()) == {
+        "ServerURL": "ecr.x",
+        "Username": "AWS",
+        "Secret": "s3cr3t-token",
+    }
+    assert json.loads((tmp_path / "config.json").read_text()) == config  # untouched
+
+
+def test_login_helper_failure_is_one_line_without_the_secret(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_helper(bin_dir, "broken", exit_code=3)
+    (tmp_path / "config.json").write_text('{"credsStore": "broken"}')
+    environ = {"DOCKER_CONFIG": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    with pytest.raises(CredentialsError) as caught:
+        store_docker_login("ecr.x", SECRET, environ=environ)
+    assert str(caught.value) == "docker-credential-broken store failed with exit status 3"
+
+
+def test_login_leaves_ecr_login_helper_alone(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"credHelpers": {"ecr.x": "ecr-login"}}')
+    where = store_docker_login("ecr.x", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
+    assert "ecr-login" in where
+    assert json.loads((tmp_path / "config.json").read_text()) == {
+        "credHelpers": {"ecr.x": "ecr-login"}
+    }
+
+
+# --- against the world: running the CLI --------------------------------------------------
+
+
+@dataclass
+class Run:
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.stdout)
+        return document
+
+    def by_tag(self) -> dict[str, dict[str, Any]]:
+        """{`library/alpine:3.19`: report entry}."""
+        return {e["source"].split("/", 1)[1]: e for e in self.report["images"]}
+
+    def __str__(self) -> str:
+        return f"mirror {' '.join(self.args)} -> {self.code}\n{self.stdout}\n{self.stderr}"
+
+
+class Mirror:
+    """`mirror` in a subprocess, against the world and its dockerd, with a private docker
+    config directory (nothing from this machine's)."""
+
+    def __init__(self, world: World, tmp_path: Path, engine: DockerEngine | None) -> None:
+        self.world = world
+        self.config_path = tmp_path / "images.yaml"
+        self.docker_config = tmp_path / "docker-config"
+        self.docker_config.mkdir()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DOCKERHUB_")},
+            **world.env(),
+            "DOCKER_CONFIG": str(self.docker_config),
+        }
+        if engine is not None:
+            self.env["DOCKER_HOST"] = engine.host
+        self.runs: list[Run] = []
+
+    def config(self, images: Sequence[Mapping[str, Any]], *, create: Sequence[str] = ()) -> None:
+        self.world.write_config(self.config_path, images)
+        for name in create:
+            self.world.create_repository(name)
+
+    def run(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
+        done = subprocess.run(
+            [sys.executable, "-m", "mirror", *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        run = Run(args, done.returncode, done.stdout, done.stderr)
+        self.runs.append(run)
+        return run
+
+    def sync(self, *args: str) -> Run:
+        return self.run(
+            "sync", "--no-ensure-repo", "-c", str(self.config_path), "-o", "json", *args
+        )
+
+    def assert_no_token(self) -> None:
+        """The ECR password, plain or in a Basic auth string, is in no output."""
+        secrets = (self.world.ecr_password, _auth_of(Credentials(*self.world.ecr_auth)))
+        for run in self.runs:
+            for secret in secrets:
+                assert secret not in run.stdout and secret not in run.stderr, str(run)
+
+
+@pytest.fixture
+def mirror(fresh_world: World, tmp_path: Path) -> Iterator[Mirror]:
+    m = Mirror(fresh_world, tmp_path, None)
+    yield m
+    m.assert_no_token()
+
+
+@pytest.fixture
+def engine_mirror(
+    fresh_world: World, docker_engine: DockerEngine, tmp_path: Path
+) -> Iterator[Mirror]:
+    m = Mirror(fresh_world, tmp_path, docker_engine)
+    yield m
+    m.assert_no_token()
+
+
+def _head(world: World, repository: str, reference: str) -> str | None:
+    """The digest the ECR stand-in holds for `repository:reference` (None: absent)."""
+    response = httpx.head(
+        f"{world.ecr_url}/v2/{repository}/manifests/{reference}",
+        auth=world.ecr_auth,
+        headers={"Accept": ACCEPT},
+    )
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response
+    return response.headers["docker-content-digest"]
+
+
+def _hub_host(world: World) -> str:
+    return world.hub_url.split("://", 1)[1]
+
+
+def _ecr_host(world: World) -> str:
+    return world.ecr_url.split("://", 1)[1]
+
+
+def _local_refs(engine: DockerEngine, *hosts: str) -> list[str]:
+    """References the engine holds under these registries (tags and digests)."""
+    refs: list[str] = []
+    for image in engine.client().images.list(all=True):
+        for ref in (image.attrs.get("RepoTags") or []) + (image.attrs.get("RepoDigests") or []):
+            if ref.startswith(hosts):
+                refs.append(ref)
+    return refs
+
+
+def _engine_platform(engine: DockerEngine) -> Platform:
+    version = engine.client().version()
+    return Platform(version["Os"], version["Arch"])
+
+
+@pytest.mark.dockerd
+def test_docker_engine_mirrors_then_finds_it_up_to_date(
+    engine_mirror: Mirror, docker_engine: DockerEngine
+) -> None:
+    world = engine_mirror.world
+    engine_mirror.config(
+        [ALPINE, PYTHON], create=["dockerhub/library/alpine", "dockerhub/library/python"]
+    )
+    first = engine_mirror.sync("--engine", "docker")
+    assert first.code == 0, first
+    entries = first.by_tag()
+    assert {ref: e["action"] for ref, e in entries.items()} == {
+        "library/alpine:3.19": "copied",
+        "library/python:3.12-slim": "copied",
+    }
+    # one manifest GET for a single manifest; the index and one platform's for an index
+    assert entries["library/alpine:3.19"]["pulls"] == 1
+    assert entries["library/python:3.12-slim"]["pulls"] == 2
+    assert world.hub_front.counters["pulls"] == 3
+    platform = _engine_platform(docker_engine)
+    assert f"copies one platform, {platform}, for the entries at `platforms: all`" in first.stderr
+    assert "ECR digests differ from Docker Hub's" in first.stderr
+
+    # the tags are in ECR, each with a marker naming its source, at the same image
+    alpine = world.corpus.get("library/alpine:3.19")
+    python = world.corpus.get("library/python:3.12-slim")
+    tag = _head(world, "dockerhub/library/alpine", "3.19")
+    assert tag == entries["library/alpine:3.19"]["digest"]
+    assert tag == _head(world, "dockerhub/library/alpine", marker_tag(alpine.digest, None))
+    marker = marker_tag(python.digest, platform)
+    assert _head(world, "dockerhub/library/python", "3.12-slim") == _head(
+        world, "dockerhub/library/python", marker
+    )
+    assert _head(world, "dockerhub/library/python", "3.12-slim") != python.digest
+    # what the engine pulled is gone from it
+    assert _local_refs(docker_engine, _hub_host(world), _ecr_host(world)) == []
+
+    second = engine_mirror.sync("--engine", "docker")
+    assert second.code == 0, second
+    assert {e["action"] for e in second.report["images"]} == {"up-to-date"}
+    assert world.hub_front.counters["pulls"] == 3  # nothing pulled
+
+
+@pytest.mark.dockerd
+def test_docker_engine_failures_are_reported_per_image(engine_mirror: Mirror) -> None:
+    world = engine_mirror.world
+    engine_mirror.config(
+        [
+            {"image": "busybox", "tags": ["1.36"]},  # its ECR repository does not exist
+            {"image": "alpine", "tags": ["3.20"]},
+            {
+                "image": "bitnami/redis",
+                "tags": ["7.4.1"],
+                "platforms": ["linux/amd64", "linux/arm64"],
+            },
+        ],
+        create=["dockerhub/library/alpine", "dockerhub/bitnami/redis"],
+    )
+    run = engine_mirror.sync("--engine", "docker", "--platform", "linux/amd64")
+    assert run.code == 1, run
+    entries = run.by_tag()
+    assert entries["library/alpine:3.20"]["action"] == "copied"
+    busybox = entries["library/busybox:1.36"]
+    assert busybox["action"] == "failed"
+    assert busybox["pulls"] == 1  # pulled, then refused by ECR: the report says what it spent
+    assert (
+        "name unknown: The repository with name 'dockerhub/library/busybox' does not exist"
+        in (busybox["error"])
+    )
+    redis = entries["bitnami/redis:7.4.1"]
+    assert redis["action"] == "failed"
+    assert (
+        "the docker engine copies one platform per tag, and this entry lists 2" in (redis["error"])
+    )
+    assert "refuses the entries that list several platforms (bitnami/redis)" in run.stderr
+    assert world.hub_front.counters.get("pulls", "bitnami/redis") == 0  # refused before a pull
+
+
+@pytest.mark.dockerd
+def test_login_then_a_plain_docker_pull_works(
+    engine_mirror: Mirror, docker_engine: DockerEngine
+) -> None:
+    world = engine_mirror.world
+    engine_mirror.config([ALPINE], create=["dockerhub/library/alpine"])
+    assert engine_mirror.sync().code == 0  # the registry engine: no engine needed
+    reference = f"{_ecr_host(world)}/dockerhub/library/alpine:3.19"
+
+    refused = _docker_pull(engine_mirror, docker_engine, reference)
+    assert refused.returncode != 0  # no credentials yet: the ECR stand-in answers 401
+
+    login = engine_mirror.run("login", "-c", str(engine_mirror.config_path))
+    assert login.code == 0, login
+    assert login.stdout == f"Logged in to {_ecr_host(world)}\n"
+    path = engine_mirror.docker_config / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert _ecr_host(world) in json.loads(path.read_text())["auths"]
+
+    pulled = _docker_pull(engine_mirror, docker_engine, reference)
+    assert pulled.returncode == 0, pulled.stderr
+    docker_engine.client().images.remove(reference)
+    for output in (refused.stdout, refused.stderr, pulled.stdout, pulled.stderr):
+        assert world.ecr_password not in output
+
+
+def _docker_pull(
+    mirror: Mirror, engine: DockerEngine, reference: str
+) -> subprocess.CompletedProcess[str]:
+    """`docker pull` as a build step runs it: the CLI, with the docker config `login` wrote."""
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed")
+    return subprocess.run(
+        ["docker", "pull", reference],
+        env={**mirror.env, "DOCKER_HOST": engine.host},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_login_config_only_needs_no_engine(mirror: Mirror) -> None:
+    mirror.config([ALPINE])
+    run = mirror.run(
+        "login",
+        "-c",
+        str(mirror.config_path),
+        "--config-only",
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert run.code == 0, run
+    assert run.stdout == f"Logged in to {_ecr_host(mirror.world)}\n"
+    auths = json.loads((mirror.docker_config / "config.json").read_text())["auths"]
+    assert auths[_ecr_host(mirror.world)] == {"auth": _auth_of(Credentials(*mirror.world.ecr_auth))}
+
+
+def test_sync_says_plainly_when_the_engine_is_unreachable(mirror: Mirror) -> None:
+    mirror.config([ALPINE], create=["dockerhub/library/alpine"])
+    run = mirror.run(
+        "sync",
+        "--no-ensure-repo",
+        "-c",
+        str(mirror.config_path),
+        "--engine",
+        "docker",
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert run.code == 1, run
+    assert "mirror: error: cannot reach the Docker engine at unix:///nonexistent/docker.sock" in (
+        run.stderr
+    )
+    assert run.stdout == ""
+
+
+def test_docker_options_need_the_docker_engine(mirror: Mirror) -> None:
+    mirror.config([ALPINE])
+    run = mirror.sync("--keep-local")
+    assert run.code == 2 and "apply to --engine docker only" in run.stderr
+
+
+def test_uri_prints_the_reference_and_the_digest(mirror: Mirror) -> None:
+    world = mirror.world
+    mirror.config([ALPINE], create=["dockerhub/library/alpine"])
+    config = str(mirror.config_path)
+    plain = mirror.run("uri", "alpine:3.19", "-c", config)
+    assert plain.code == 0, plain
+    assert plain.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine:3.19\n"
+
+    absent = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
+    assert absent.code == 1 and "is not in ECR yet" in absent.stderr
+
+    assert mirror.sync().code == 0  # the registry engine keeps the digest
+    pinned = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
+    assert pinned.code == 0, pinned
+    digest = world.corpus.get("library/alpine:3.19").digest
+    assert pinned.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine@{digest}\n"
+
+    unknown = mirror.run("uri", "nginx", "-c", config)
+    assert unknown.code == 2
+    assert (
+        unknown.stderr
+        == f"mirror: error: nginx: library/nginx is not in {config}; nothing mirrors it\n"
+    )
+
+
+# --- against the world: the copier itself (quota, retries) ---------------------------------
+
+
+@pytest.fixture
+def clients(fresh_world: World) -> Iterator[tuple[RegistryClient, RegistryClient]]:
+    with new_http_client(connections=4) as http:
+        source = RegistryClient(
+            fresh_world.hub_url, StaticCredentials(None), http, counts_pulls=True
+        )
+        target = RegistryClient(
+            fresh_world.ecr_url, StaticCredentials(Credentials(*fresh_world.ecr_auth)), http
+        )
+        yield source, target
+
+
+def _request(source: RegistryClient, repository: str, tag: str) -> CopyRequest:
+    head = source.head_manifest(repository, tag)
+    assert head is not None
+    return CopyRequest(repository, tag, f"dockerhub/{repository}", None, head)
+
+
+def _factory(world: World, engine: DockerEngine) -> DockerEngineFactory:
+    return DockerEngineFactory(
+        platform=AMD64,
+        source_credentials=None,
+        target_credentials=StaticCredentials(Credentials(*world.ecr_auth)),
+        client=engine.client(),
+    )
+
+
+@pytest.mark.dockerd
+def test_docker_hub_quota_defers_and_stops_the_budget(
+    fresh_world: World, docker_engine: DockerEngine, clients: tuple[RegistryClient, RegistryClient]
+) -> None:
+    source, target = clients
+    request = _request(source, "library/busybox", "1.36")
+    fresh_world.hub_front.set_remaining("127.0.0.1", 0)
+    budget = PullBudget(None)
+    copier = _factory(fresh_world, docker_engine)(
+        source, target, concurrency=1, budget=budget, retry=RetryPolicy(initial_wait=0.01)
+    )
+    with pytest.raises(DeferredError, match="toomanyrequests"):
+        copier.copy(request)
+    assert budget.quota_hit and not budget.take(1)
+    assert fresh_world.hub_front.counters["rate_limited"] == 1  # not retried
+
+
+class _HealingRetry(RetryPolicy):
+    """Turns the ECR front's faults off before its first backoff."""
+
+    world: World | None = None
+
+    def _before_sleep(self, state: Any) -> None:
+        super()._before_sleep(state)
+        assert self.world is not None
+        self.world.ecr_front.set_faults()
+
+
+@pytest.mark.dockerd
+def test_target_throttling_is_retried(
+    fresh_world: World, docker_engine: DockerEngine, clients: tuple[RegistryClient, RegistryClient]
+) -> None:
+    source, target = clients
+    fresh_world.create_repository("dockerhub/library/busybox")
+    request = _request(source, "library/busybox", "1.36")
+    retry = _HealingRetry(initial_wait=0.01)
+    retry.world = fresh_world
+    copier = _factory(fresh_world, docker_engine)(
+        source, target, concurrency=1, budget=PullBudget(None), retry=retry
+    )
+    fresh_world.ecr_front.set_faults(throttle_429=1.0)
+    outcome = copier.copy(request)
+    assert retry.retries == 1
+    assert fresh_world.ecr_front.counters["throttled"] >= 1
+    assert outcome.digest == _head(fresh_world, "dockerhub/library/busybox", "1.36")
+    assert outcome.pulls == 1
+
+
+def test_run_uri_writes_to_the_given_stream(mirror: Mirror, aws_env: dict[str, str]) -> None:
+    from mirror.engine_docker import run_uri
+
+    mirror.config([ALPINE])
+    out = io.StringIO()
+    assert run_uri(mirror.config_path, "alpine:3.19", out=out) == 0
+    assert out.getvalue() == f"{_ecr_host(mirror.world)}/dockerhub/library/alpine:3.19\n"
+
+
+@pytest.mark.dockerd
+def test_immutable_tags_already_mirrored_are_success_others_a_clear_failure(
+    fresh_world: World, docker_engine: DockerEngine, clients: tuple[RegistryClient, RegistryClient]
+) -> None:
+    source, target = clients
+    fresh_world.create_repository("dockerhub/library/busybox")
+    fresh_world.ecr_front.immutable_tags = True
+    request = _request(source, "library/busybox", "1.36")
+    copier = _factory(fresh_world, docker_engine)(
+        source, target, concurrency=1, budget=PullBudget(None), retry=RetryPolicy()
+    )
+    first = copier.copy(request)
+    again = copier.copy(request)  # marker and tag exist, cannot be overwritten: same image
+    assert again.digest == first.digest
+    assert fresh_world.ecr_front.counters.get("tag_invalid", "dockerhub/library/busybox") == 2
+
+    alpine = _request(source, "library/alpine", "3.19")
+    other = CopyRequest("library/alpine", "1.36", "dockerhub/library/busybox", None, alpine.source)
+    with pytest.raises(CopyError) as caught:
+        copier.copy(other)
+    assert "dockerhub/library/busybox:1.36 is immutable and points at" in str(caught.value)
+    assert first.digest in str(caught.value)
