@@ -44,7 +44,7 @@ from mirror.registry.errors import BlobIntegrityError, QuotaExhaustedError, Regi
 from mirror.registry.retry import RetryPolicy
 
 log = logging.getLogger("mirror.copy")
-CHUNK = 1024 * 1024
+CHUNK = 64 * 1024  # httpx reads at most this much at a time; larger chunks only cost memory
 
 
 class Progress(Protocol):
