@@ -69,11 +69,13 @@ class CopyError(Exception):
 class PullBudget:
     """How many Docker Hub pulls this run may still spend. None: unlimited.
 
-    Thread-safe. Every manifest GET answer restates the quota: `spend()` lowers what is left
-    to what Docker Hub says less the `reserve`, so pulls spent meanwhile by someone else on
-    the same quota (a parallel shard on the same address) are not spent twice. `exhausted()`
-    is called on Docker Hub's 429 TOOMANYREQUESTS: from then on no pull is granted; as GETs
-    pass the `gate()` one at a time while the quota is limited, a run meets that answer once.
+    Thread-safe. `take()` pays from what the plan found available. While the quota is
+    limited, manifest GETs also pass the `gate()` one at a time, and each answer restates the
+    quota (`spend()`): a GET is not made when Docker Hub's latest word leaves no pull above the
+    `reserve`, so pulls spent meanwhile by someone else on the same quota (a parallel shard on
+    the same address) do not eat the reserve. `exhausted()` is called on Docker Hub's 429
+    TOOMANYREQUESTS: from then on no pull is granted, and as GETs pass the gate one at a time,
+    a run meets that answer once.
     """
 
     def __init__(
@@ -81,7 +83,6 @@ class PullBudget:
     ) -> None:
         self._available = available
         self._reserve = reserve
-        self._taken = 0  # taken, not yet spent nor given back
         self._lock = threading.Lock()
         self._gate = threading.Lock()
         self.spent = 0
@@ -100,13 +101,11 @@ class PullBudget:
                 if pulls > self._available:
                     return False
                 self._available -= pulls
-            self._taken += pulls
             return True
 
     def give_back(self, pulls: int) -> None:
         """Return pulls taken for GETs that were not made (or not charged)."""
         with self._lock:
-            self._taken -= pulls
             if self._available is not None:
                 self._available += pulls
 
@@ -114,12 +113,8 @@ class PullBudget:
         """One pull taken was spent; `ratelimit`: the quota its answer stated."""
         with self._lock:
             self.spent += 1
-            self._taken -= 1
             if ratelimit is not None:
                 self.last_seen = ratelimit
-                if self._available is not None:
-                    stated = ratelimit.remaining - self._reserve - max(0, self._taken)
-                    self._available = max(0, min(self._available, stated))
 
     def exhausted(self) -> None:
         with self._lock:
@@ -130,14 +125,20 @@ class PullBudget:
 
     @contextmanager
     def gate(self) -> Iterator[None]:
-        """Held around a manifest GET: one at a time while the quota is limited (GETs are
-        small; blobs still move in parallel), none at all once the quota is spent."""
+        """Held around a manifest GET and its `spend()`: one at a time while the quota is
+        limited (GETs are small; blobs still move in parallel); none once the quota is spent
+        or Docker Hub's latest answer leaves only the reserve."""
         if self._available is None and not self.quota_hit:
             yield
             return
         with self._gate:
             if self.quota_hit:
                 raise DeferredError("Docker Hub answered 429: the pull quota is spent")
+            seen = self.last_seen
+            if seen is not None and seen.remaining <= self._reserve:
+                raise DeferredError(
+                    f"Docker Hub has {seen.remaining} pulls left, the reserve is {self._reserve}"
+                )
             yield
 
 
@@ -309,13 +310,13 @@ class Copier:
                 manifest, ratelimit = self.retry.call(
                     lambda: self.source.get_manifest(repository, digest)
                 )
+                self.budget.spend(ratelimit)  # the next GET through the gate sees its word
         except QuotaExhaustedError:
             self.budget.exhausted()
             raise DeferredError("Docker Hub answered 429: the pull quota is spent") from None
         except BaseException:
             self.budget.give_back(1)
             raise
-        self.budget.spend(ratelimit)
         outcome.pulls += 1
         return manifest
 
