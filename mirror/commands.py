@@ -37,6 +37,7 @@ class Target:
 def ecr_target(config: Config) -> Target:
     """ECR's credentials, and the registry URL: `target.registry`, else ECR's proxyEndpoint."""
     credentials = EcrCredentials(config.region)
+    credentials.get()  # no AWS credentials: one clear error now, not one per image later
     return Target(credentials, config.target_url or credentials.endpoint)
 
 

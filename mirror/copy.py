@@ -176,6 +176,7 @@ class CopyEngine(Protocol):
     `mirror.engine_docker.DockerEngineCopier` (pull, tag, push through a Docker engine)."""
 
     source: RegistryClient  # the plan HEADs the source through it
+    target: RegistryClient  # and checks the target's repositories
     budget: PullBudget  # replaced by the sync once the plan has read the quota
 
     def up_to_date(
@@ -184,7 +185,9 @@ class CopyEngine(Protocol):
         tag: str,
         source: ManifestHead,
         platforms: tuple[Platform, ...] | None,
-    ) -> bool: ...
+    ) -> str | None:
+        """The digest the ECR tag points at when it already mirrors `source`, else None."""
+        ...
 
     def copy(self, request: CopyRequest) -> CopyOutcome: ...
 
@@ -216,11 +219,14 @@ class _Blob:
 
 @dataclass
 class _Shared:
-    """State shared by every copy of one run: blobs in flight and where blobs already are."""
+    """State shared by every copy of one run: blobs in flight, where blobs already are, and
+    the manifests already fetched."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     blobs: dict[tuple[str, str], Future[_Blob]] = field(default_factory=dict)
     present_in: dict[str, str] = field(default_factory=dict)  # digest -> a target repository
+    # manifests fetched this run: tags that share a digest (node 20.12, 20.12.2) pull it once
+    manifests: dict[tuple[str, str], Manifest] = field(default_factory=dict)
 
 
 class Copier:
@@ -261,21 +267,22 @@ class Copier:
         tag: str,
         source: ManifestHead,
         platforms: tuple[Platform, ...] | None,
-    ) -> bool:
-        """True when the target tag already mirrors `source` (with the same platform filter)."""
+    ) -> str | None:
+        """The ECR tag's digest when it already mirrors `source` (with the same platform
+        filter), else None. HEADs, plus one ECR GET for a filtered index: no Docker Hub pull."""
         head = self.retry.call(lambda: self.target.head_manifest(target_repository, tag))
         if head is None:
-            return False
+            return None
         if head.digest == source.digest:
-            return True
+            return head.digest
         if platforms is None:
-            return False
+            return None
         manifest, _ = self.retry.call(lambda: self.target.get_manifest(target_repository, tag))
-        return manifest.annotation(
-            SOURCE_DIGEST_ANNOTATION
-        ) == source.digest and manifest.annotation(SOURCE_PLATFORMS_ANNOTATION) == platforms_label(
-            platforms
+        recorded = (
+            manifest.annotation(SOURCE_DIGEST_ANNOTATION),
+            manifest.annotation(SOURCE_PLATFORMS_ANNOTATION),
         )
+        return head.digest if recorded == (source.digest, platforms_label(platforms)) else None
 
     # --- copying ----------------------------------------------------------------------
 
@@ -302,7 +309,15 @@ class Copier:
     def _pull(
         self, repository: str, digest: str, outcome: CopyOutcome, *, paid: bool = False
     ) -> Manifest:
-        """GET a source manifest, paying one pull from the budget first (unless `paid`)."""
+        """GET a source manifest, paying one pull from the budget first (unless `paid`);
+        a manifest this run already fetched costs nothing."""
+        key = (repository, digest)
+        with self._shared.lock:
+            fetched = self._shared.manifests.get(key)
+        if fetched is not None:
+            if paid:
+                self.budget.give_back(1)
+            return fetched
         if not paid and not self.budget.take(1):
             raise DeferredError("the pull budget is spent")
         try:
@@ -318,6 +333,8 @@ class Copier:
             self.budget.give_back(1)
             raise
         outcome.pulls += 1
+        with self._shared.lock:
+            self._shared.manifests[key] = manifest
         return manifest
 
     def _copy_index(self, request: CopyRequest, index: Manifest, outcome: CopyOutcome) -> Manifest:

@@ -465,20 +465,20 @@ class DockerEngineCopier:
         tag: str,
         source: ManifestHead,
         platforms: tuple[Platform, ...] | None,
-    ) -> bool:
-        """True when the tag points at the image the marker for `source` names (or at the
-        source digest itself: a digest-preserving copy by the registry engine).
+    ) -> str | None:
+        """The tag's digest when it points at the image the marker for `source` names (or at
+        the source digest itself: a digest-preserving copy by the registry engine), else None.
 
         Raises CopyError for an entry this engine refuses, so the plan reports it."""
         platform = entry_platform(platforms, self.platform)
         head = self.retry.call(lambda: self.target.head_manifest(target_repository, tag))
         if head is None:
-            return False
+            return None
         if head.digest == source.digest:
-            return True
+            return head.digest
         marker = marker_tag(source.digest, platform if _is_index(source) else None)
         recorded = self.retry.call(lambda: self.target.head_manifest(target_repository, marker))
-        return recorded is not None and recorded.digest == head.digest
+        return head.digest if recorded is not None and recorded.digest == head.digest else None
 
     # --- copying ----------------------------------------------------------------------
 

@@ -94,6 +94,7 @@ class PlannedTag:
     action: Action
     source: ManifestHead | None = None
     error: str | None = None
+    target_digest: str | None = None  # set when up to date: what the ECR tag points at
 
     @property
     def estimated_pulls(self) -> int:

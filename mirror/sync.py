@@ -185,14 +185,33 @@ def plan_sync(
             planned.source = head
             if head.ratelimit is not None:
                 seen.append(head.ratelimit)
-            if copier.up_to_date(image.target_repository, tag, head, image.platforms):
-                planned.action = Action.UP_TO_DATE
+            mirrored = copier.up_to_date(image.target_repository, tag, head, image.platforms)
+            if mirrored is not None:
+                planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
         except IMAGE_FAILURES as exc:
             planned.action, planned.error = Action.FAILED, str(exc)
+
+    def check_repository(repository: str) -> None:
+        """A copy into a repository ECR does not have would spend pulls, then fail."""
+        try:
+            missing = retry.call(lambda: copier.target.repository_missing(repository))
+        except IMAGE_FAILURES as exc:
+            problem: str | None = f"checking the ECR repository: {exc}"
+        else:
+            problem = None if missing is None else f"{missing}; run `mirror ensure-repo` first"
+        for planned in pairs:
+            if (
+                problem
+                and planned.image.target_repository == repository
+                and planned.action is Action.WOULD_COPY
+            ):
+                planned.action, planned.error = Action.FAILED, problem
 
     with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="plan") as pool:
         pairs = [planned for part in pool.map(tags_of, config.images) for planned in part]
         list(pool.map(classify, pairs))
+        to_copy = {p.image.target_repository for p in pairs if p.action is Action.WOULD_COPY}
+        list(pool.map(check_repository, sorted(to_copy)))
     # the smallest `remaining` is the latest word: HEADs ran concurrently
     ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
     return pairs, ratelimit
@@ -219,7 +238,7 @@ def execute(
         source_ref, target_ref = _references(registries, planned.image, planned.tag)
         result = TagResult(planned, planned.action, source_ref, target_ref, error=planned.error)
         if planned.source is not None and planned.action is Action.UP_TO_DATE:
-            result.digest = planned.source.digest
+            result.digest = planned.target_digest
         if planned.action is not Action.WOULD_COPY or options.dry_run:
             return result
         if stop.is_set():

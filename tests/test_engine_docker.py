@@ -487,7 +487,7 @@ def test_docker_engine_failures_are_reported_per_image(engine_mirror: Mirror) ->
     world = engine_mirror.world
     engine_mirror.config(
         [
-            {"image": "busybox", "tags": ["1.36"]},  # its ECR repository does not exist
+            {"image": "busybox", "tags": ["1.36"]},  # its ECR repository goes away mid-run
             {"image": "alpine", "tags": ["3.20"]},
             {
                 "image": "bitnami/redis",
@@ -495,8 +495,18 @@ def test_docker_engine_failures_are_reported_per_image(engine_mirror: Mirror) ->
                 "platforms": ["linux/amd64", "linux/arm64"],
             },
         ],
-        create=["dockerhub/library/alpine", "dockerhub/bitnami/redis"],
+        create=["dockerhub/library/alpine", "dockerhub/bitnami/redis", "dockerhub/library/busybox"],
     )
+    # The plan checks that each ECR repository exists; busybox's is deleted once the engine
+    # has pulled it, so its push meets ECR's NAME_UNKNOWN inside the push stream.
+    exists = world.ecr_front.repository_exists
+
+    def deleted_after_the_pull(name: str) -> bool:
+        if name == "dockerhub/library/busybox":
+            return world.hub_front.counters.get("pulls", "library/busybox") == 0
+        return bool(exists(name))
+
+    world.ecr_front.repository_exists = deleted_after_the_pull
     run = engine_mirror.sync("--engine", "docker", "--platform", "linux/amd64")
     assert run.code == 1, run
     entries = run.by_tag()

@@ -258,8 +258,20 @@ class EcrFront(Front):
             self._upload(h, name, rest.removeprefix("uploads").strip("/"))
         elif kind == "manifest" and method == "PUT":
             self._manifest_put(h, name, rest)
+        elif kind == "tags":
+            self._tags(h, name)
         else:
             self._relay(h, self._forward(h))
+
+    def _tags(self, h: FrontHandler, name: str) -> None:
+        """ECR lists an existing repository's tags even before its first push; the
+        registry beneath only knows repositories that something was pushed to."""
+        up = self._forward(h)
+        if up.status != 404:
+            self._relay(h, up)
+            return
+        up.read_all()
+        h.send_json(200, {"name": name, "tags": []})
 
     def _upload(self, h: FrontHandler, name: str, uuid: str) -> None:
         method = h.command

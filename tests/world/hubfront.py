@@ -512,10 +512,10 @@ class HubFront(Front):
         last = q.get("last", [""])[-1]
         if last:
             tags = [t for t in tags if t > last]
-        page = tags[:n]
+        page = tags[: min(n, self.page_size)]  # Docker Hub caps a page whatever `n` asks
         headers = [API_VERSION]
         if page and len(tags) > len(page):
-            nxt = f"/v2/{name}/tags/list?last={quote(page[-1], safe='')}&n={n}"
+            nxt = f"/v2/{name}/tags/list?last={quote(page[-1], safe='')}&n={len(page)}"
             headers.append(("Link", f'<{nxt}>; rel="next"'))
         h.send_json(200, {"name": name, "tags": page}, headers=headers)
 
