@@ -326,6 +326,18 @@ def test_second_sync_is_all_up_to_date_and_spends_no_pull(mirror: Mirror) -> Non
     } == digests
 
 
+def test_tags_sharing_a_digest_pull_it_once(mirror: Mirror) -> None:
+    world = mirror.world
+    same = ["20", "20.12", "20.12.2", "iron", "lts"]  # one manifest list in the corpus
+    assert len({world.corpus.get(f"node:{tag}").digest for tag in same}) == 1
+    mirror.config([{"image": "node", "tags": same}])
+    run = mirror.sync("--concurrency", "1")
+    assert run.code == 0, run
+    assert set(actions(run.report).values()) == {"copied"}
+    # the index and its two platform manifests, fetched once for all five tags
+    assert pulls(world) == run.report["totals"]["pulls"] == 3
+
+
 def test_up_to_date_filtered_index_reports_the_ecr_digest(mirror: Mirror) -> None:
     mirror.config([{**REDIS_AMD64, "tags": ["7.4.2"]}])
     copied = mirror.sync().report["images"][0]
