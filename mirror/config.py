@@ -88,7 +88,7 @@ class TagSelectorFile(_Strict):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+                raise ValueError(f"invalid regular expression '{value}': {exc}") from None
         return value
 
     @field_validator("semver")

@@ -176,8 +176,8 @@ class StderrProgress:
 
     def result(self, result: TagResult) -> None:
         """One line per finished image (in CI this is the whole progress display)."""
-        if result.action is Action.UP_TO_DATE and self.live:
-            return
+        if result.action is Action.WOULD_COPY or (result.action is Action.UP_TO_DATE and self.live):
+            return  # a dry run's plan is the report itself
         detail = (
             f" ({result.error})"
             if result.error
