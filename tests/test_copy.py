@@ -351,3 +351,50 @@ def test_sigkill_mid_copy_never_leaves_a_broken_tag(fresh_world: World, tmp_path
     found = complete_tags(fresh_world)
     assert found[f"{PREFIX}/library/python"] == ["3.12-slim", "3.13-slim"]
     assert found[f"{PREFIX}/bitnami/redis"] == ["7.2.5", "7.4.1", "7.4.2"]
+
+
+def test_memory_stays_bounded_while_copying_a_large_layer(
+    fresh_world: World, tmp_path: Path
+) -> None:
+    """A 256 MiB layer streams through: the mirror process's peak RSS stays under 120 MB
+    (the benchmark runs the same check with a 1 GiB layer)."""
+    from tests.world.corpus import MiB, big_image, push_corpus
+
+    spec = big_image("bench/memory", "1", [256 * MiB], files_per_layer=1)
+    pushed = push_corpus(fresh_world.hub_upstream_url, [spec], tmpdir=tmp_path)
+    entry = pushed.get("bench/memory:1")
+    fresh_world.create_repository(f"{PREFIX}/bench/memory")
+    config = tmp_path / "images.yaml"
+    fresh_world.write_config(config, images=[{"image": "bench/memory", "tags": ["1"]}])
+    command = [
+        sys.executable,
+        "-m",
+        "mirror",
+        "sync",
+        "--no-ensure-repo",
+        "-c",
+        str(config),
+        "-o",
+        "json",
+    ]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **fresh_world.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    peak_kb = 0
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    stdout, _ = process.communicate()
+    assert process.returncode == 0
+    assert json.loads(stdout)["images"][0]["bytes"] > 256 * MiB * 0.99
+    assert digest(skopeo_raw(fresh_world, f"{PREFIX}/bench/memory:1")) == entry.digest
+    assert 0 < peak_kb < 120 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
