@@ -199,7 +199,8 @@ class TargetFile(_Strict):
 class StackFile(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")] = "ecr-mirror"
     iam_user: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]+$", max_length=64)] | None = None
-    untagged_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 14
+    # null: no lifecycle rule (for accounts that keep untagged images on purpose)
+    untagged_expiry_days: Annotated[int, Field(ge=1, le=3650)] | None = 14
     scan_on_push: bool = True
     encryption: Literal["AES256", "KMS"] = "AES256"
 

@@ -152,7 +152,15 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
             "ImageTagMutability": "MUTABLE",
             "ImageScanningConfiguration": {"ScanOnPush": stack.scan_on_push},
             "EncryptionConfiguration": {"EncryptionType": stack.encryption},
-            "LifecyclePolicy": {"LifecyclePolicyText": {"Fn::FindInMap": list(LIFECYCLE_MAPPING)}},
+            **(
+                {
+                    "LifecyclePolicy": {
+                        "LifecyclePolicyText": {"Fn::FindInMap": list(LIFECYCLE_MAPPING)}
+                    }
+                }
+                if stack.untagged_expiry_days is not None
+                else {}
+            ),
             "RepositoryPolicyText": {"Fn::If": [HAS_IAM_USER, _policy(), {"Ref": "AWS::NoValue"}]},
             "Tags": [
                 {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
@@ -166,6 +174,8 @@ def render(config: Config) -> dict[str, Any]:
     """The template for `config` as a dict, intrinsic functions in their long form."""
     images = sorted(config.images, key=lambda image: image.target_repository)
     mapping, key, field = LIFECYCLE_MAPPING
+    days = config.stack.untagged_expiry_days
+    mappings = {mapping: {key: {field: lifecycle_policy_text(days)}}} if days is not None else {}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "ECR repositories of the images mirror keeps mirrored from Docker Hub",
@@ -183,9 +193,7 @@ def render(config: Config) -> dict[str, Any]:
         "Conditions": {
             HAS_IAM_USER: {"Fn::Not": [{"Fn::Equals": [{"Ref": IAM_USER_PARAMETER}, ""]}]}
         },
-        "Mappings": {
-            mapping: {key: {field: lifecycle_policy_text(config.stack.untagged_expiry_days)}}
-        },
+        **({"Mappings": mappings} if mappings else {}),
         "Resources": {
             logical_id(image.target_repository): _repository(config, image) for image in images
         },

@@ -287,8 +287,22 @@ def test_every_template_in_cfn_is_cfn_lint_clean(path: Path) -> None:
         make_config(),
         make_config(iam_user="ci-pusher", encryption="KMS", scan=False, expiry=90),
         make_config(["alpine"], prefix=""),
+        parse_config(
+            "version: 1\nstack: {untagged_expiry_days: null}\nimages: [{image: a, tags: [x]}]\n"
+        ),
     ],
-    ids=["no-iam-user", "iam-user-kms", "one-image-no-prefix"],
+    ids=["no-iam-user", "iam-user-kms", "one-image-no-prefix", "no-lifecycle-rule"],
 )
 def test_rendered_variants_are_cfn_lint_clean(config: Config) -> None:
     assert _lint(render_yaml(config)) == []
+
+
+def test_untagged_expiry_null_leaves_the_lifecycle_rule_out() -> None:
+    config = parse_config(
+        "version: 1\nstack: {untagged_expiry_days: null}\nimages: [{image: a, tags: [x]}]\n"
+    )
+    template = render(config)
+    assert "Mappings" not in template
+    (repository,) = template["Resources"].values()
+    assert "LifecyclePolicy" not in repository["Properties"]
+    assert "LifecyclePolicy" in next(iter(resources(make_config(["a"])).values()))["Properties"]
