@@ -175,3 +175,18 @@ def test_a_token_that_reads_expired_does_not_cause_a_renewal_storm() -> None:
     creds.get()
     creds.renew()
     assert fake.calls == 2
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    slept: list[float] = []
+    policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.002, sleep=slept.append)
+    answers = iter([7.0, 3600.0])
+
+    def throttled() -> str:
+        wait = next(answers, None)
+        if wait is None:
+            return "ok"
+        raise RegistryError(429, "TOOMANYREQUESTS", "Rate exceeded", "PUT", "u", retry_after=wait)
+
+    assert policy.call(throttled) == "ok"
+    assert slept == [7.0, 60.0]  # what the registry asked for, capped at a minute

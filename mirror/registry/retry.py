@@ -10,6 +10,7 @@ surface, not loop.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from threading import Lock
@@ -50,6 +51,7 @@ class RetryPolicy:
     attempts: int = 5
     initial_wait: float = 0.5
     max_wait: float = 20.0
+    sleep: Callable[[float], None] = time.sleep
     retries: int = field(default=0, init=False)
     _lock: Lock = field(default_factory=Lock, init=False, repr=False)
 
@@ -73,6 +75,7 @@ class RetryPolicy:
             wait=self._wait,
             retry=retry_if_exception(is_transient),
             before_sleep=self._before_sleep,
+            sleep=self.sleep,
             reraise=True,
         )
         return retrying(operation)
