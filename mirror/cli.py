@@ -21,6 +21,7 @@ from mirror.commands import run_quota, run_sync
 from mirror.config import DEFAULT_CONFIG_PATH, load_config
 from mirror.errors import MirrorError
 from mirror.plan import Shard
+from mirror.report import log_handler
 from mirror.sync import SyncOptions
 
 app = typer.Typer(
@@ -75,8 +76,8 @@ class EngineChoice(StrEnum):
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
-        stream=sys.stderr,
         level=logging.DEBUG if verbose else logging.INFO,
+        handlers=[log_handler()],
         format="%(message)s",
     )
     for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):

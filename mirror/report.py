@@ -7,11 +7,13 @@ JSON); progress and logs go to stderr: rich bars on a terminal, plain lines in C
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,6 +29,20 @@ from mirror.plan import Action
 from mirror.sync import SyncReport, TagResult
 
 REPORT_VERSION = 1
+
+# One console for everything on stderr: logs print above the live progress bars, not into them.
+STDERR = Console(stderr=True, highlight=False)
+
+
+def log_handler() -> logging.Handler:
+    """Logs to stderr: through the shared console on a terminal, plain lines otherwise."""
+    if STDERR.is_terminal:
+        return RichHandler(
+            console=STDERR, show_time=False, show_level=False, show_path=False, markup=False
+        )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
 
 
 def report_document(report: SyncReport) -> dict[str, Any]:
@@ -139,7 +155,7 @@ class StderrProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
+        self.live = stream is None and STDERR.is_terminal
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._bars: Progress | None = None
@@ -150,7 +166,7 @@ class StderrProgress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeElapsedColumn(),
-                console=Console(file=self.stream),
+                console=STDERR,
                 transient=False,
             )
             self._total = self._bars.add_task("all images", total=None)
