@@ -453,7 +453,7 @@ class Copier:
                     f" the manifest says {blob.size}",
                     short=False,
                 )
-            body = _verified(response.iter_raw(CHUNK), blob, request.label, self.progress)
+            body = verified_stream(response.iter_raw(CHUNK), blob, request.label, self.progress)
             self.target.finish_upload(target_repository, upload_url, blob.digest, blob.size, body)
         self._remember(blob.digest, target_repository)
         return _Blob("copied", blob.size)
@@ -478,7 +478,7 @@ class Copier:
                 ) from None
 
 
-def _verified(
+def verified_stream(
     chunks: Iterator[bytes], blob: Descriptor, label: str, progress: Progress
 ) -> Iterator[bytes]:
     """Pass chunks through, hashing them; hold the last one back until the digest checks out.
