@@ -307,8 +307,22 @@ def test_docker_engine_pulls_the_mirrored_image(
     client.images.remove(image.id, force=True)
 
 
+def sync_command(config: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mirror",
+        "sync",
+        "--no-ensure-repo",
+        "-c",
+        str(config),
+        "-o",
+        "json",
+    ]
+
+
 def test_sigkill_mid_copy_never_leaves_a_broken_tag(fresh_world: World, tmp_path: Path) -> None:
-    """Kill `mirror sync` at several moments; after each kill every tag in the target is
+    """Kill `mirror sync` mid-copy, three times; after each kill every tag in the target is
     complete; a last run finishes the job."""
     hub = fresh_world.hub_front
     hub.set_faults(latency_ms=40)  # slow enough to be killed mid-way
@@ -322,22 +336,17 @@ def test_sigkill_mid_copy_never_leaves_a_broken_tag(fresh_world: World, tmp_path
     for name in ("library/python", "bitnami/redis", "library/alpine"):
         fresh_world.create_repository(f"{PREFIX}/{name}")
     env = {**os.environ, **fresh_world.env()}
-    command = [
-        sys.executable,
-        "-m",
-        "mirror",
-        "sync",
-        "--no-ensure-repo",
-        "-c",
-        str(config),
-        "-o",
-        "json",
-    ]
-    for delay in (0.8, 1.6, 2.4):
+    command = sync_command(config)
+    counters = fresh_world.ecr_front.counters
+    for _ in range(3):  # each run is killed once it has committed two more blobs
+        wanted = counters["upload_completed"] + 2
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while counters["upload_completed"] < wanted and time.monotonic() < deadline:
+            assert process.poll() is None, "the copy ended before it could be killed"
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         complete_tags(fresh_world)  # raises on a tag whose manifest or blobs are missing
@@ -366,17 +375,7 @@ def test_memory_stays_bounded_while_copying_a_large_layer(
     fresh_world.create_repository(f"{PREFIX}/bench/memory")
     config = tmp_path / "images.yaml"
     fresh_world.write_config(config, images=[{"image": "bench/memory", "tags": ["1"]}])
-    command = [
-        sys.executable,
-        "-m",
-        "mirror",
-        "sync",
-        "--no-ensure-repo",
-        "-c",
-        str(config),
-        "-o",
-        "json",
-    ]
+    command = sync_command(config)
     process = subprocess.Popen(
         command,
         env={**os.environ, **fresh_world.env()},
