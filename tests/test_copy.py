@@ -397,3 +397,27 @@ def test_memory_stays_bounded_while_copying_a_large_layer(
     assert json.loads(stdout)["images"][0]["bytes"] > 256 * MiB * 0.99
     assert digest(skopeo_raw(fresh_world, f"{PREFIX}/bench/memory:1")) == entry.digest
     assert 0 < peak_kb < 120 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_immutable_tags_accept_the_same_image_and_refuse_another(
+    ends: Ends, fresh_world: World
+) -> None:
+    fresh_world.ecr_front.immutable_tags = True  # ECR answers TAG_INVALID over any existing tag
+    first, other = fresh_world.corpus.get("alpine:3.19"), fresh_world.corpus.get("alpine:3.20")
+    fresh_world.create_repository(f"{PREFIX}/library/alpine")
+    with ends.copier() as copier:
+        assert copier.copy(request_for(ends, first)).digest == first.digest
+        assert copier.copy(request_for(ends, first)).digest == first.digest  # same digest: fine
+        moved = CopyRequest(
+            first.repository,
+            first.tag,
+            f"{PREFIX}/library/alpine",
+            None,
+            request_for(ends, other).source,
+        )  # Docker Hub moved the tag
+        with pytest.raises(CopyError, match=r"alpine:3\.19 is immutable and points at sha256:"):
+            copier.copy(moved)
+    assert (
+        fresh_world.ecr_front.counters.get("tag_invalid", f"{PREFIX}/library/alpine", "3.19") == 2
+    )
+    assert digest(skopeo_raw(fresh_world, f"{PREFIX}/library/alpine:3.19")) == first.digest
