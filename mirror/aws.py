@@ -8,6 +8,7 @@ lazily so that commands which never talk to AWS do not pay for it.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from mirror.errors import MirrorError
@@ -17,9 +18,12 @@ if TYPE_CHECKING:
 
 
 def session(region: str | None) -> boto3.Session:
-    """A boto3 session in `region`, or in the SDK's own region when None."""
+    """A boto3 session in `region`, or else in the SDK's own region. boto3 reads
+    AWS_DEFAULT_REGION and the profile; AWS_REGION (which CodeBuild and the other SDKs set)
+    is honoured here too."""
     import boto3
 
+    region = region or os.environ.get("AWS_REGION") or None
     return boto3.Session(region_name=region) if region else boto3.Session()
 
 
@@ -28,6 +32,6 @@ def client(service: str, region: str | None) -> Any:
     aws = session(region)
     if not aws.region_name:
         raise MirrorError(
-            "no AWS region: set target.region in the config, or AWS_REGION / AWS_PROFILE"
+            "no AWS region: set target.region in the config, AWS_REGION, or a profile's region"
         )
     return aws.client(service)  # type: ignore[call-overload]
