@@ -45,7 +45,7 @@ from mirror.plan import (
     may_select,
     selected,
 )
-from mirror.registry.auth import CredentialsProvider, StaticCredentials
+from mirror.registry.auth import CredentialsProvider
 from mirror.registry.client import RateLimit, RegistryClient, new_http_client
 from mirror.registry.errors import QuotaExhaustedError
 from mirror.registry.retry import RetryPolicy
@@ -336,7 +336,3 @@ def quota(source: RegistryClient) -> RateLimit | None:
             f"{source.host} has no {QUOTA_CHECK_REPOSITORY}:latest to read the quota from"
         )
     return head.ratelimit
-
-
-def anonymous() -> CredentialsProvider:
-    return StaticCredentials(None)

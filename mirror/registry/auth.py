@@ -94,7 +94,6 @@ class Authenticator:
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._lock = threading.Lock()
         self._scope_locks: dict[tuple[str, ...], threading.Lock] = {}
-        self.token_requests = 0
 
     @property
     def scheme(self) -> str | None:
@@ -168,7 +167,6 @@ class Authenticator:
         auth = credentials.basic() if credentials else None
         started = time.monotonic()
         response = self._http.get(realm, params=params, auth=auth)
-        self.token_requests += 1
         if response.status_code != 200:
             error = registry_error(response)
             raise CredentialsError(
