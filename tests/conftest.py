@@ -6,15 +6,20 @@
 * ``aws_env`` (function): moto's AWS_* variables set in ``os.environ`` for the test.
 * ``docker_engine`` (session, lazy): the world's private dockerd; fails with a clear message
   when it cannot start, or skips when MIRROR_TEST_SKIP_DOCKERD=1.
+* ``mirror`` / ``engine_mirror`` (function): the CLI against the fresh world (see
+  tests/runner.py), the second with the private dockerd; after the test, no output of any
+  run may carry the ECR token.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.runner import Mirror
 from tests.world.dockerd import SKIP_ENV, DockerdUnavailable, DockerEngine
 from tests.world.world import World
 
@@ -57,3 +62,19 @@ def docker_engine(world: World) -> DockerEngine:
             f"Run the tests as root, or set {SKIP_ENV}=1 to skip the Docker engine tests.",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def mirror(fresh_world: World, tmp_path: Path) -> Iterator[Mirror]:
+    m = Mirror(fresh_world, tmp_path)
+    yield m
+    m.assert_no_token()
+
+
+@pytest.fixture
+def engine_mirror(
+    fresh_world: World, docker_engine: DockerEngine, tmp_path: Path
+) -> Iterator[Mirror]:
+    m = Mirror(fresh_world, tmp_path, docker_engine)
+    yield m
+    m.assert_no_token()

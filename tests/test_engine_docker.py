@@ -8,16 +8,12 @@ the fronts' counters say what was spent. No output may carry the ECR token.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +39,7 @@ from mirror.reference import Platform, validate_tag
 from mirror.registry.auth import Credentials, StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
 from mirror.registry.retry import RetryPolicy
+from tests.runner import Mirror, basic_auth
 from tests.world.dockerd import DockerEngine
 from tests.world.world import World
 
@@ -222,10 +219,6 @@ def test_uri_refuses_what_nothing_mirrors(text: str, message: str) -> None:
 SECRET = Credentials("AWS", "s3cr3t-token")
 
 
-def _auth_of(credentials: Credentials) -> str:
-    return base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
-
-
 def test_login_writes_a_private_config_file(tmp_path: Path) -> None:
     where = store_docker_login(
         "ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path / "d")}
@@ -234,7 +227,7 @@ def test_login_writes_a_private_config_file(tmp_path: Path) -> None:
     assert where == str(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {
-        "auths": {"ecr.example:5000": {"auth": _auth_of(SECRET)}}
+        "auths": {"ecr.example:5000": {"auth": basic_auth(SECRET)}}
     }
     assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary left
 
@@ -252,7 +245,7 @@ def test_login_keeps_the_other_entries(tmp_path: Path) -> None:
     path.write_text(json.dumps(before))
     store_docker_login("ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
     after = json.loads(path.read_text())
-    assert after["auths"]["ecr.example:5000"] == {"auth": _auth_of(SECRET)}
+    assert after["auths"]["ecr.example:5000"] == {"auth": basic_auth(SECRET)}
     assert after["auths"]["https://index.docker.io/v1/"] == {"auth": "dXNlcjpodWI="}
     assert after["HttpHeaders"] == before["HttpHeaders"]
     assert after["credHelpers"] == before["credHelpers"]
@@ -317,90 +310,6 @@ def test_login_leaves_ecr_login_helper_alone(tmp_path: Path) -> None:
 
 
 # --- against the world: running the CLI --------------------------------------------------
-
-
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def report(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-    def by_tag(self) -> dict[str, dict[str, Any]]:
-        """{`library/alpine:3.19`: report entry}."""
-        return {e["source"].split("/", 1)[1]: e for e in self.report["images"]}
-
-    def __str__(self) -> str:
-        return f"mirror {' '.join(self.args)} -> {self.code}\n{self.stdout}\n{self.stderr}"
-
-
-class Mirror:
-    """`mirror` in a subprocess, against the world and its dockerd, with a private docker
-    config directory (nothing from this machine's)."""
-
-    def __init__(self, world: World, tmp_path: Path, engine: DockerEngine | None) -> None:
-        self.world = world
-        self.config_path = tmp_path / "images.yaml"
-        self.docker_config = tmp_path / "docker-config"
-        self.docker_config.mkdir()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DOCKERHUB_")},
-            **world.env(),
-            "DOCKER_CONFIG": str(self.docker_config),
-        }
-        if engine is not None:
-            self.env["DOCKER_HOST"] = engine.host
-        self.runs: list[Run] = []
-
-    def config(self, images: Sequence[Mapping[str, Any]], *, create: Sequence[str] = ()) -> None:
-        self.world.write_config(self.config_path, images)
-        for name in create:
-            self.world.create_repository(name)
-
-    def run(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
-        done = subprocess.run(
-            [sys.executable, "-m", "mirror", *args],
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        run = Run(args, done.returncode, done.stdout, done.stderr)
-        self.runs.append(run)
-        return run
-
-    def sync(self, *args: str) -> Run:
-        return self.run(
-            "sync", "--no-ensure-repo", "-c", str(self.config_path), "-o", "json", *args
-        )
-
-    def assert_no_token(self) -> None:
-        """The ECR password, plain or in a Basic auth string, is in no output."""
-        secrets = (self.world.ecr_password, _auth_of(Credentials(*self.world.ecr_auth)))
-        for run in self.runs:
-            for secret in secrets:
-                assert secret not in run.stdout and secret not in run.stderr, str(run)
-
-
-@pytest.fixture
-def mirror(fresh_world: World, tmp_path: Path) -> Iterator[Mirror]:
-    m = Mirror(fresh_world, tmp_path, None)
-    yield m
-    m.assert_no_token()
-
-
-@pytest.fixture
-def engine_mirror(
-    fresh_world: World, docker_engine: DockerEngine, tmp_path: Path
-) -> Iterator[Mirror]:
-    m = Mirror(fresh_world, tmp_path, docker_engine)
-    yield m
-    m.assert_no_token()
 
 
 def _head(world: World, repository: str, reference: str) -> str | None:
@@ -569,7 +478,7 @@ def _docker_pull(
 
 
 def test_login_config_only_needs_no_engine(mirror: Mirror) -> None:
-    mirror.config([ALPINE])
+    mirror.config([ALPINE], create=False)
     run = mirror.run(
         "login",
         "-c",
@@ -580,7 +489,9 @@ def test_login_config_only_needs_no_engine(mirror: Mirror) -> None:
     assert run.code == 0, run
     assert run.stdout == f"Logged in to {_ecr_host(mirror.world)}\n"
     auths = json.loads((mirror.docker_config / "config.json").read_text())["auths"]
-    assert auths[_ecr_host(mirror.world)] == {"auth": _auth_of(Credentials(*mirror.world.ecr_auth))}
+    assert auths[_ecr_host(mirror.world)] == {
+        "auth": basic_auth(Credentials(*mirror.world.ecr_auth))
+    }
 
 
 def test_sync_says_plainly_when_the_engine_is_unreachable(mirror: Mirror) -> None:
@@ -602,7 +513,7 @@ def test_sync_says_plainly_when_the_engine_is_unreachable(mirror: Mirror) -> Non
 
 
 def test_docker_options_need_the_docker_engine(mirror: Mirror) -> None:
-    mirror.config([ALPINE])
+    mirror.config([ALPINE], create=False)
     run = mirror.sync("--keep-local")
     assert run.code == 2 and "apply to --engine docker only" in run.stderr
 
@@ -713,7 +624,7 @@ def test_target_throttling_is_retried(
 def test_run_uri_writes_to_the_given_stream(mirror: Mirror, aws_env: dict[str, str]) -> None:
     from mirror.engine_docker import run_uri
 
-    mirror.config([ALPINE])
+    mirror.config([ALPINE], create=False)
     out = io.StringIO()
     assert run_uri(mirror.config_path, "alpine:3.19", out=out) == 0
     assert out.getvalue() == f"{_ecr_host(mirror.world)}/dockerhub/library/alpine:3.19\n"

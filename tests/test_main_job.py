@@ -4,10 +4,7 @@ run finds the stack and every tag up to date and spends no Docker Hub pull."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from tests.test_sync import Mirror, actions, pulls
+from tests.runner import Mirror, actions, pulls
 from tests.world.world import World
 
 PYTHON = {"image": "python", "tags": ["3.12-slim"]}
@@ -17,13 +14,12 @@ ALPINE = {"image": "alpine", "tags": ["3.19"]}
 
 def sync(mirror: Mirror) -> tuple[int, dict[str, str], str]:
     run = mirror.run("sync", "-c", str(mirror.config_path), "-o", "json")
-    return run.code, actions(json.loads(run.stdout)), run.stderr
+    return run.code, actions(run.report), run.stderr
 
 
 def test_ensure_repo_then_sync_then_a_sync_that_spends_nothing(
-    fresh_world: World, tmp_path: Path
+    fresh_world: World, mirror: Mirror
 ) -> None:
-    mirror = Mirror(fresh_world, tmp_path)
     mirror.config([PYTHON, REDIS], create=False)  # no repository yet: ensure-repo makes them
     assert not fresh_world.repository_exists("dockerhub/library/python")
 

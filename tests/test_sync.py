@@ -9,23 +9,18 @@ counted: pulls spent (manifest GETs answered 200), 429s, tag-list pages.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.world.world import World
+from tests.runner import TOTALS_FIELDS, Mirror, Run, actions, check_report_shape, pulls, ref_of
 
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-ACTIONS = {"copied", "up-to-date", "would-copy", "deferred", "missing", "failed"}
 HUB_IP = "127.0.0.1"  # the quota source of anonymous pulls from this machine
 
 ALPINE = {"image": "alpine", "tags": ["3.19", "3.20"]}
@@ -40,198 +35,11 @@ REDIS_AMD64 = {
 NODE_SEMVER = {"image": "node", "tags": {"semver": ">=20,<22", "latest": 2}}
 
 
-# --- running the CLI ------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def report(self) -> dict[str, Any]:
-        try:
-            document = json.loads(self.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not one JSON document:\n{self.stdout}\n{self.stderr}")
-        check_report_shape(document)
-        assert document["exit_code"] == self.code
-        return document
-
-    def __str__(self) -> str:
-        return f"mirror {' '.join(self.args)} -> {self.code}\n{self.stdout}\n{self.stderr}"
-
-
-class Mirror:
-    """Runs `mirror` against the world with a config of the test's images."""
-
-    def __init__(self, world: World, tmp_path: Path) -> None:
-        self.world = world
-        self.tmp = tmp_path
-        self.config_path = tmp_path / "images.yaml"
-        docker_config = tmp_path / "docker-config"  # no credentials from this machine
-        docker_config.mkdir()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DOCKERHUB_")},
-            **world.env(),
-            "DOCKER_CONFIG": str(docker_config),
-        }
-
-    def config(
-        self, images: Sequence[Mapping[str, Any]], *, reserve: int = 10, create: bool = True
-    ) -> Path:
-        """Write the config; create the images' ECR repositories in moto (unless not
-        `create`: ensure-repo is not under test here)."""
-        self.world.write_config(self.config_path, images, source={"reserve_pulls": reserve})
-        if create:
-            for image in images:
-                self.world.create_repository(target_repository(image["image"]))
-        return self.config_path
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "mirror", *args]
-
-    def run(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
-        done = subprocess.run(
-            self.command(*args),
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return Run(tuple(args), done.returncode, done.stdout, done.stderr)
-
-    def sync(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
-        """`mirror sync --no-ensure-repo -c <config> -o json ARGS`."""
-        return self.run(
-            "sync", "--no-ensure-repo", "-c", str(self.config_path), "-o", "json", *args, env=env
-        )
-
-
-@pytest.fixture
-def mirror(fresh_world: World, tmp_path: Path) -> Mirror:
-    return Mirror(fresh_world, tmp_path)
-
-
-def target_repository(image: str) -> str:
-    return "dockerhub/" + (image if "/" in image else f"library/{image}")
-
-
-def ref_of(entry: Mapping[str, Any]) -> str:
-    """`library/alpine:3.19` from the report's `host:port/library/alpine:3.19`."""
-    return str(entry["source"]).split("/", 1)[1]
-
-
-def actions(report: Mapping[str, Any]) -> dict[str, str]:
-    """{`library/alpine:3.19`: action} for every entry of a report."""
-    refs = [ref_of(e) for e in report["images"]]
-    assert len(refs) == len(set(refs)), f"an (image, tag) is reported twice: {refs}"
-    return {ref_of(e): e["action"] for e in report["images"]}
-
-
 def by_action(report: Mapping[str, Any], action: str) -> set[str]:
     return {ref for ref, a in actions(report).items() if a == action}
 
 
-def pulls(world: World) -> int:
-    return world.hub_front.counters["pulls"]
-
-
-# --- the JSON report's documented shape -----------------------------------------------------
-
-Types = type | tuple[type | None, ...]
-IMAGE_FIELDS: dict[str, Types] = {
-    "source": str,
-    "target": str,
-    "action": str,
-    "digest": (str, None),
-    "bytes": int,
-    "pulls": int,
-    "seconds": (int, float),
-    "error": (str, None),
-}
-TOTALS_FIELDS: dict[str, Types] = {
-    "copied": int,
-    "up_to_date": int,
-    "deferred": int,
-    "failed": int,
-    "bytes": int,
-    "pulls": int,
-    # the implementation's additions
-    "would_copy": int,
-    "missing": int,
-    "estimated_pulls": int,
-    "retries": int,
-}
-RATELIMIT_FIELDS: dict[str, Types] = {
-    "limit": int,
-    "remaining": int,
-    "window_seconds": (int, None),
-    "source": (str, None),
-}
-REPORT_FIELDS: dict[str, Types] = {
-    "version": int,
-    "dry_run": bool,
-    "images": list,
-    "totals": dict,
-    "ratelimit": (dict, None),
-    "exit_code": int,
-}
-
-
-def _is(value: Any, types: Types) -> bool:
-    options = types if isinstance(types, tuple) else (types,)
-    for option in options:
-        if option is None and value is None:
-            return True
-        if option is bool and isinstance(value, bool):
-            return True
-        if option in (int, float) and isinstance(value, bool):
-            continue  # a bool is an int to Python, not to a JSON reader
-        if option is not None and option is not bool and isinstance(value, option):
-            return True
-    return False
-
-
-def check_fields(where: str, document: Any, fields: Mapping[str, Types]) -> None:
-    assert isinstance(document, dict), f"{where}: not an object: {document!r}"
-    assert set(document) == set(fields), f"{where}: keys {sorted(document)} != {sorted(fields)}"
-    for key, types in fields.items():
-        assert _is(document[key], types), f"{where}.{key}: {document[key]!r} is not {types}"
-
-
-def check_report_shape(report: Any) -> None:
-    """Every key and type of the documented report, and that its numbers agree."""
-    check_fields("report", report, REPORT_FIELDS)
-    assert report["version"] == 1
-    for i, entry in enumerate(report["images"]):
-        where = f"images[{i}]"
-        check_fields(where, entry, IMAGE_FIELDS)
-        assert entry["action"] in ACTIONS, f"{where}.action: {entry['action']!r}"
-        assert entry["bytes"] >= 0 and entry["pulls"] >= 0 and entry["seconds"] >= 0
-        if entry["digest"] is not None:
-            assert DIGEST.match(entry["digest"]), f"{where}.digest: {entry['digest']!r}"
-        if entry["action"] in ("copied", "up-to-date"):
-            assert entry["digest"] is not None and entry["error"] is None, where
-        if entry["action"] in ("failed", "missing", "deferred"):
-            assert entry["error"], f"{where}: {entry['action']} without an error"
-        if entry["action"] == "would-copy":
-            assert report["dry_run"], f"{where}: would-copy outside a dry run"
-    totals = report["totals"]
-    check_fields("totals", totals, TOTALS_FIELDS)
-    counted = Counter(e["action"] for e in report["images"])
-    for action in ACTIONS:
-        assert totals[action.replace("-", "_")] == counted[action], f"totals.{action}"
-    assert totals["bytes"] == sum(e["bytes"] for e in report["images"]), "totals.bytes"
-    assert totals["pulls"] == sum(e["pulls"] for e in report["images"]), "totals.pulls"
-    if report["ratelimit"] is not None:
-        check_fields("ratelimit", report["ratelimit"], RATELIMIT_FIELDS)
-    expected_exit = (
-        1 if counted["failed"] or counted["missing"] else 3 if counted["deferred"] else 0
-    )
-    assert report["exit_code"] == expected_exit, f"exit_code {report['exit_code']}"
+# --- the JSON report's documented shape (tests/runner.py checks every report) ---------------
 
 
 @pytest.mark.parametrize(
@@ -581,21 +389,18 @@ def test_shards_partition_the_plan(mirror: Mirror) -> None:
     # the three shards run at once, as parallel CI jobs would
     procs = [
         subprocess.Popen(
-            mirror.command(
-                "sync", "--no-ensure-repo", "-c", str(mirror.config_path), "-o", "json",
-                "--shard", f"{k}/3",
-            ),
+            mirror.command(*mirror.sync_args("--shard", f"{k}/3")),
             env=mirror.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for k in (1, 2, 3)
-    ]  # fmt: skip
+    ]
     runs = []
     for k, proc in enumerate(procs, 1):
         out, err = proc.communicate(timeout=120)
-        runs.append(Run(("sync", "--shard", f"{k}/3"), proc.returncode, out, err))
+        runs.append(mirror.record(Run(("sync", "--shard", f"{k}/3"), proc.returncode, out, err)))
     parts = []
     for run in runs:
         assert run.code == 0, run
@@ -762,16 +567,14 @@ def test_json_report_redirected_to_a_file_is_valid_with_logs_on_stderr(
     out_path = tmp_path / "report.json"
     with out_path.open("w") as out:
         done = subprocess.run(
-            mirror.command(
-                "sync", "--no-ensure-repo", "-c", str(mirror.config_path), "-o", "json", "-v"
-            ),
+            mirror.command(*mirror.sync_args("-v")),
             env=mirror.env,
             stdout=out,
             stderr=subprocess.PIPE,
             text=True,
             timeout=120,
         )
-    run = Run(("sync",), done.returncode, out_path.read_text(), done.stderr)
+    run = mirror.record(Run(("sync",), done.returncode, out_path.read_text(), done.stderr))
     assert run.code == 1, run
     report = run.report  # the whole file is one JSON document
     assert by_action(report, "copied") == {"library/alpine:3.19", "library/alpine:3.20"}
