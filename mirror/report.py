@@ -192,8 +192,8 @@ class StderrProgress:
 
     def result(self, result: TagResult) -> None:
         """One line per finished image (in CI this is the whole progress display)."""
-        if result.action is Action.WOULD_COPY or (result.action is Action.UP_TO_DATE and self.live):
-            return  # a dry run's plan is the report itself
+        if result.action in (Action.WOULD_COPY, Action.UP_TO_DATE):
+            return  # nothing moved: the plan line counted them, the report lists them
         detail = (
             f" ({result.error})"
             if result.error
