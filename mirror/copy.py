@@ -48,12 +48,17 @@ CHUNK = 64 * 1024  # httpx reads at most this much at a time; larger chunks only
 
 
 class Progress(Protocol):
-    """Told of bytes as they move, so a caller can draw progress."""
+    """Told how many bytes an image needs and of bytes as they move, to draw progress."""
+
+    def expect(self, image: str, size: int) -> None: ...
 
     def advance(self, image: str, size: int) -> None: ...
 
 
 class NoProgress:
+    def expect(self, image: str, size: int) -> None:
+        """Nothing to draw."""
+
     def advance(self, image: str, size: int) -> None:
         """Nothing to draw."""
 
@@ -215,6 +220,7 @@ class EngineFactory(Protocol):
 class _Blob:
     outcome: str  # "copied", "present" or "mounted"
     size: int
+    streamed_for: str = ""  # the image whose progress the copied bytes advanced
 
 
 @dataclass
@@ -392,9 +398,13 @@ class Copier:
             raise CopyError(f"the source is a single-platform image for {platform}, not {wanted}")
 
     def _copy_blobs(self, request: CopyRequest, manifest: Manifest, outcome: CopyOutcome) -> None:
-        futures = [self._blob(request, blob) for blob in manifest.blobs()]
+        blobs = manifest.blobs()
+        self.progress.expect(request.label, sum(blob.size for blob in blobs))
+        futures = [self._blob(request, blob) for blob in blobs]
         for future in futures:
             blob = future.result()
+            if blob.streamed_for != request.label:  # skipped, mounted, or another image's copy
+                self.progress.advance(request.label, blob.size)
             if blob.outcome == "copied":
                 outcome.blobs_copied += 1
                 outcome.bytes += blob.size
@@ -456,7 +466,7 @@ class Copier:
             body = verified_stream(response.iter_raw(CHUNK), blob, request.label, self.progress)
             self.target.finish_upload(target_repository, upload_url, blob.digest, blob.size, body)
         self._remember(blob.digest, target_repository)
-        return _Blob("copied", blob.size)
+        return _Blob("copied", blob.size, streamed_for=request.label)
 
     def _remember(self, digest: str, repository: str) -> None:
         with self._shared.lock:

@@ -158,6 +158,7 @@ class StderrProgress:
         self.live = stream is None and STDERR.is_terminal
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
+        self._expected: dict[TaskID, int] = {}  # bytes each bar will reach
         self._bars: Progress | None = None
         if self.live:
             self._bars = Progress(
@@ -180,14 +181,26 @@ class StderrProgress:
         if self._bars:
             self._bars.stop()
 
-    def advance(self, image: str, size: int) -> None:
-        if self._bars is None:
-            return
+    def _task(self, bars: Progress, image: str) -> TaskID:
         with self._lock:
             task = self._tasks.get(image)
             if task is None:
-                task = self._tasks[image] = self._bars.add_task(image, total=None)
-        self._bars.advance(task, size)
+                task = self._tasks[image] = bars.add_task(image, total=None)
+            return task
+
+    def expect(self, image: str, size: int) -> None:
+        """`image` needs `size` more bytes (skipped blobs count too: they advance at once)."""
+        if self._bars is None:
+            return
+        for task in (self._task(self._bars, image), self._total):
+            with self._lock:
+                self._expected[task] = self._expected.get(task, 0) + size
+                self._bars.update(task, total=self._expected[task])
+
+    def advance(self, image: str, size: int) -> None:
+        if self._bars is None:
+            return
+        self._bars.advance(self._task(self._bars, image), size)
         self._bars.advance(self._total, size)
 
     def result(self, result: TagResult) -> None:

@@ -421,3 +421,39 @@ def test_immutable_tags_accept_the_same_image_and_refuse_another(
         fresh_world.ecr_front.counters.get("tag_invalid", f"{PREFIX}/library/alpine", "3.19") == 2
     )
     assert digest(skopeo_raw(fresh_world, f"{PREFIX}/library/alpine:3.19")) == first.digest
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.expected: dict[str, int] = {}
+        self.advanced: dict[str, int] = {}
+
+    def expect(self, image: str, size: int) -> None:
+        self.expected[image] = self.expected.get(image, 0) + size
+
+    def advance(self, image: str, size: int) -> None:
+        self.advanced[image] = self.advanced.get(image, 0) + size
+
+
+def test_progress_reaches_what_each_image_needs(ends: Ends, fresh_world: World) -> None:
+    """Bytes streamed, blobs already there and blobs another image copied all count, so every
+    image's bar ends full, and at the image's total size."""
+    progress = RecordingProgress()
+    refs = ["alpine:3.19", "alpine:3.20", "python:3.12-slim"]  # 3.20 shares 3.19's base layer
+    for repository in ("library/alpine", "library/python"):
+        fresh_world.create_repository(f"{PREFIX}/{repository}")
+    copier = Copier(
+        ends.source,
+        ends.target,
+        concurrency=4,
+        budget=PullBudget(None),
+        retry=RetryPolicy(initial_wait=0.05),
+        progress=progress,
+    )
+    with copier:
+        for ref in refs:
+            copier.copy(request_for(ends, fresh_world.corpus.get(ref)))
+    for ref in refs:
+        entry = fresh_world.corpus.get(ref)
+        size = sum(fresh_world.corpus.blob_sizes[d] for d in entry.blobs)
+        assert progress.expected[entry.ref] == progress.advanced[entry.ref] == size
