@@ -21,7 +21,7 @@ from mirror.commands import run_quota, run_sync
 from mirror.config import DEFAULT_CONFIG_PATH, load_config
 from mirror.errors import MirrorError
 from mirror.plan import Shard
-from mirror.report import log_handler
+from mirror.report import log_handler, write_error_json
 from mirror.sync import SyncOptions
 
 app = typer.Typer(
@@ -134,6 +134,40 @@ def sync_command(
 ) -> None:
     """Copy the configured Docker Hub images into ECR, within the pull budget."""
     _logging(verbose)
+    try:
+        code = _sync(
+            config,
+            dry_run,
+            no_ensure_repo,
+            only,
+            concurrency,
+            shard,
+            fail_fast,
+            output,
+            engine,
+            platform,
+            keep_local,
+        )
+    except MirrorError as exc:
+        if output is OutputFormat.json:
+            write_error_json(exc, dry_run=dry_run, out=sys.stdout)
+        raise
+    raise typer.Exit(code)
+
+
+def _sync(
+    config: Path,
+    dry_run: bool,
+    no_ensure_repo: bool,
+    only: list[str] | None,
+    concurrency: int,
+    shard: str | None,
+    fail_fast: bool,
+    output: OutputFormat,
+    engine: EngineChoice,
+    platform: str | None,
+    keep_local: bool,
+) -> int:
     options = SyncOptions(
         dry_run=dry_run,
         only=tuple(only or ()),
@@ -150,10 +184,9 @@ def sync_command(
         from mirror.errors import ConfigError
 
         raise ConfigError("--platform and --keep-local apply to --engine docker only")
-    code = run_sync(
+    return run_sync(
         config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
     )
-    raise typer.Exit(code)
 
 
 @app.command("quota")

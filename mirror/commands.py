@@ -70,6 +70,8 @@ def run_sync(
         ) as registries,
         StderrProgress() as progress,
     ):
+        if found.credentials is not None:
+            registries.source.check_access(config.images[0].repository)
         report = sync(
             config,
             registries,

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mirror.errors import MirrorError
 from mirror.plan import Action
 from mirror.sync import SyncReport, TagResult
 
@@ -45,8 +46,9 @@ def log_handler() -> logging.Handler:
     return handler
 
 
-def report_document(report: SyncReport) -> dict[str, Any]:
-    """The JSON report, as documented in the README."""
+def report_document(report: SyncReport, error: str | None = None) -> dict[str, Any]:
+    """The JSON report, as documented in the README. `error`: why the run stopped before
+    it could report on images (the report is then empty, with the run's exit code)."""
     images = [
         {
             "source": r.source_ref,
@@ -88,11 +90,21 @@ def report_document(report: SyncReport) -> dict[str, Any]:
             "source": ratelimit.source,
         },
         "exit_code": report.exit_code,
+        "error": error,
     }
 
 
 def write_json(report: SyncReport, out: TextIO) -> None:
     json.dump(report_document(report), out, indent=2)
+    out.write("\n")
+
+
+def write_error_json(error: MirrorError, *, dry_run: bool, out: TextIO) -> None:
+    """A run that stopped early still leaves one JSON document on stdout, so that
+    `mirror sync --output json > report.json` always yields valid JSON."""
+    document = report_document(SyncReport(dry_run=dry_run), error=str(error))
+    document["exit_code"] = error.exit_code
+    json.dump(document, out, indent=2)
     out.write("\n")
 
 

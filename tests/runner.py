@@ -68,6 +68,7 @@ REPORT_FIELDS: dict[str, Types] = {
     "totals": dict,
     "ratelimit": (dict, None),
     "exit_code": int,
+    "error": (str, None),
 }
 
 
@@ -118,6 +119,9 @@ def check_report_shape(report: Any) -> None:
     assert totals["pulls"] == sum(e["pulls"] for e in report["images"]), "totals.pulls"
     if report["ratelimit"] is not None:
         check_fields("ratelimit", report["ratelimit"], RATELIMIT_FIELDS)
+    if report["error"] is not None:  # the run stopped before it could report on images
+        assert report["images"] == [] and report["exit_code"] in (1, 2), report
+        return
     expected_exit = (
         1 if counted["failed"] or counted["missing"] else 3 if counted["deferred"] else 0
     )

@@ -53,6 +53,7 @@ def by_action(report: Mapping[str, Any], action: str) -> set[str]:
         (lambda r: r["totals"].update(copied=2), "totals.copied"),
         (lambda r: r["ratelimit"].pop("window_seconds"), "keys"),
         (lambda r: r.update(exit_code=3), "exit_code"),
+        (lambda r: r.update(error="stopped early"), "images"),  # an error report has none
     ],
 )
 def test_the_shape_check_catches_a_bad_report(
@@ -82,6 +83,7 @@ def test_the_shape_check_catches_a_bad_report(
         },
         "ratelimit": {"limit": 100, "remaining": 99, "window_seconds": 21600, "source": "1.2.3.4"},
         "exit_code": 0,
+        "error": None,
     }
     check_report_shape(json.loads(json.dumps(report)))  # the pristine report passes
     mutate(report)
@@ -422,7 +424,7 @@ def test_bad_shard_is_a_usage_error(mirror: Mirror) -> None:
     for shard in ("0/3", "4/3", "1-3", "x/y"):
         run = mirror.sync("--shard", shard)
         assert run.code == 2, run
-        assert run.stdout == ""
+        assert "--shard" in run.report["error"]
         assert "--shard" in run.stderr
 
 
@@ -519,9 +521,11 @@ def test_a_wrong_token_is_a_clear_failure_that_does_not_show_it(mirror: Mirror) 
     env = {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": wrong}
     run = mirror.sync("--verbose", env=env)
     assert run.code == 1, run
-    assert set(actions(run.report).values()) == {"failed"}
-    for entry in run.report["images"]:
-        assert "incorrect username or password" in entry["error"]
+    # refused once, before any image: one error line, and still one JSON document on stdout
+    assert run.report["images"] == [] and run.report["exit_code"] == 1
+    assert "incorrect username or password" in run.report["error"]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("mirror: error:")]
+    assert len(errors) == 1 and "incorrect username or password" in errors[0], run.stderr
     assert wrong not in run.stdout + run.stderr and TOKEN not in run.stdout + run.stderr
     assert pulls(world) == 0
 
@@ -595,7 +599,10 @@ def test_table_report_and_exit_codes_on_stdout(mirror: Mirror) -> None:
 
 def test_a_bad_config_is_exit_2_with_one_line(mirror: Mirror) -> None:
     mirror.config_path.write_text("version: 1\nimages: []\n")
-    run = mirror.sync()
+    run = mirror.sync()  # --output json: stdout is still one JSON document
     assert run.code == 2, run
-    assert run.stdout == ""
+    assert run.report["exit_code"] == 2 and run.report["images"] == []
+    assert "images (line 2): List should have at least 1 item" in run.report["error"]
     assert run.stderr.count("\n") == 1 and "images" in run.stderr
+    table = mirror.run("sync", "--no-ensure-repo", "-c", str(mirror.config_path))
+    assert table.code == 2 and table.stdout == ""  # the table format prints no report

@@ -138,6 +138,12 @@ class RegistryClient:
                 response.close()
         raise AssertionError("unreachable")
 
+    def check_access(self, repository: str) -> None:
+        """Authenticate for pulling `repository` now: refused credentials are one clear
+        error before the run starts, not a failure on every image."""
+        self.auth.ping()
+        self.auth.headers((scope_for(repository, "pull"),))
+
     # --- manifests --------------------------------------------------------------------
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
