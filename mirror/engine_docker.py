@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -541,18 +541,28 @@ class DockerEngineCopier:
                 raise DeferredError(f"needs {pulls} pulls; the pull budget is spent")
             client = self._engine.client()
             try:
-                lines = _engine_call(
-                    action,
-                    lambda: client.api.pull(
-                        repository,
-                        tag=digest,
-                        stream=True,
-                        decode=True,
-                        platform=str(platform) if platform else None,
-                        auth_config=_auth_config(self._engine.source_credentials),
-                    ),
-                )
-                _read_stream(action, lines, lambda line: None)
+                with ExitStack() as gate:
+                    # While the quota is limited, pulls fetch their manifests one at a time
+                    # (as the registry engine's GETs do), so a run meets Docker Hub's 429 once;
+                    # the gate opens when layers start, which the manifests came before.
+                    gate.enter_context(self.budget.gate())
+
+                    def on_line(line: dict[str, Any]) -> None:
+                        if "id" in line or str(line.get("status", "")).startswith("Digest:"):
+                            gate.close()
+
+                    lines = _engine_call(
+                        action,
+                        lambda: client.api.pull(
+                            repository,
+                            tag=digest,
+                            stream=True,
+                            decode=True,
+                            platform=str(platform) if platform else None,
+                            auth_config=_auth_config(self._engine.source_credentials),
+                        ),
+                    )
+                    _read_stream(action, lines, on_line)
             except EngineError as exc:
                 if is_quota_message(str(exc)):
                     self.budget.exhausted()

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.runner import Mirror
+from tests.runner import Mirror, QuotaThief
 from tests.world.dockerd import SKIP_ENV, DockerdUnavailable, DockerEngine
 from tests.world.world import World
 
@@ -78,3 +80,22 @@ def engine_mirror(
     m = Mirror(fresh_world, tmp_path, docker_engine)
     yield m
     m.assert_no_token()
+
+
+@pytest.fixture
+def thief(fresh_world: World, monkeypatch: pytest.MonkeyPatch) -> QuotaThief:
+    front = fresh_world.hub_front
+    original = front._manifest
+    lock = threading.Lock()
+    state = QuotaThief()
+
+    def manifest(h: Any, name: str, ref: str, source: str) -> None:
+        if h.command == "GET":
+            with lock:
+                state.gets += 1
+                if state.gets == state.at:
+                    front.set_remaining(source, state.leave)
+        original(h, name, ref, source)
+
+    monkeypatch.setattr(front, "_manifest", manifest)
+    return state

@@ -257,3 +257,13 @@ class Mirror:
         for run in self.runs:
             for secret in secrets:
                 assert secret not in run.stdout and secret not in run.stderr, str(run)
+
+
+@dataclass
+class QuotaThief:
+    """Someone else spends the quota while the sync copies: at the `at`th manifest GET the
+    front's quota for that source drops to `leave` (None: never)."""
+
+    at: int | None = None
+    leave: int = 0
+    gets: int = 0

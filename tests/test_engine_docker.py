@@ -39,7 +39,7 @@ from mirror.reference import Platform, validate_tag
 from mirror.registry.auth import Credentials, StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
 from mirror.registry.retry import RetryPolicy
-from tests.runner import Mirror, basic_auth
+from tests.runner import Mirror, QuotaThief, basic_auth
 from tests.world.dockerd import DockerEngine
 from tests.world.world import World
 
@@ -652,3 +652,27 @@ def test_immutable_tags_already_mirrored_are_success_others_a_clear_failure(
         copier.copy(other)
     assert "dockerhub/library/busybox:1.36 is immutable and points at" in str(caught.value)
     assert first.digest in str(caught.value)
+
+
+@pytest.mark.dockerd
+def test_docker_engine_meets_a_429_once_then_defers(
+    engine_mirror: Mirror, thief: QuotaThief
+) -> None:
+    """Someone else spends the quota after the first manifest GET: the next pull meets
+    Docker Hub's 429, and no pull after it is tried (manifests are fetched one pull at a
+    time while the quota is limited)."""
+    world = engine_mirror.world
+    thief.at = 2
+    images = [
+        {"image": "alpine", "tags": ["3.19", "3.20"]},
+        {"image": "busybox", "tags": ["1.36"]},
+        {"image": "debian", "tags": ["12-slim"]},
+    ]
+    engine_mirror.config(images, reserve=0)
+    run = engine_mirror.sync("--engine", "docker", "--platform", "linux/amd64")
+    assert run.code == 3, run
+    assert world.hub_front.counters["rate_limited"] == 1, "more than one 429 in a run"
+    entries = run.by_tag()
+    copied = [ref for ref, e in entries.items() if e["action"] == "copied"]
+    deferred = [ref for ref, e in entries.items() if e["action"] == "deferred"]
+    assert len(copied) == 1 and len(deferred) == 3, entries

@@ -11,15 +11,22 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.runner import TOTALS_FIELDS, Mirror, Run, actions, check_report_shape, pulls, ref_of
+from tests.runner import (
+    TOTALS_FIELDS,
+    Mirror,
+    QuotaThief,
+    Run,
+    actions,
+    check_report_shape,
+    pulls,
+    ref_of,
+)
 
 HUB_IP = "127.0.0.1"  # the quota source of anonymous pulls from this machine
 
@@ -212,35 +219,6 @@ def test_unlimited_source_has_no_budget(mirror: Mirror) -> None:
     assert set(actions(run.report).values()) == {"copied"}
     assert run.report["ratelimit"] is None
     assert pulls(world) == 5
-
-
-@dataclass
-class QuotaThief:
-    """Someone else spends the quota while the sync copies: at the `at`th manifest GET the
-    front's quota for that source drops to `leave` (None: never)."""
-
-    at: int | None = None
-    leave: int = 0
-    gets: int = 0
-
-
-@pytest.fixture
-def thief(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> QuotaThief:
-    front = mirror.world.hub_front
-    original = front._manifest
-    lock = threading.Lock()
-    state = QuotaThief()
-
-    def manifest(h: Any, name: str, ref: str, source: str) -> None:
-        if h.command == "GET":
-            with lock:
-                state.gets += 1
-                if state.gets == state.at:
-                    front.set_remaining(source, state.leave)
-        original(h, name, ref, source)
-
-    monkeypatch.setattr(front, "_manifest", manifest)
-    return state
 
 
 def test_a_429_mid_run_defers_the_rest_and_is_met_once(mirror: Mirror, thief: QuotaThief) -> None:
