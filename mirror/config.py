@@ -56,10 +56,7 @@ def _platform_list(values: list[str]) -> list[str]:
     if not values:
         raise ValueError("an empty platform list selects nothing; write `all` or name platforms")
     for value in values:
-        try:
-            parse_platform(value)
-        except InvalidReference as exc:
-            raise ValueError(str(exc)) from None
+        parse_platform(value)  # InvalidReference is a ValueError: pydantic reports its words
     return values
 
 
@@ -132,10 +129,7 @@ class ImageFile(_Strict):
             raise ValueError(
                 f"{value!r}: images come from source.registry; write the name without a host"
             )
-        try:
-            validate_repository(hub_repository(path))
-        except InvalidReference as exc:
-            raise ValueError(str(exc)) from None
+        validate_repository(hub_repository(path))
         return value
 
     @field_validator("tags")
@@ -145,10 +139,7 @@ class ImageFile(_Strict):
             if not value:
                 raise ValueError("the tag list is empty: list tags or use a selector")
             for tag in value:
-                try:
-                    validate_tag(tag)
-                except InvalidReference as exc:
-                    raise ValueError(str(exc)) from None
+                validate_tag(tag)
             if len(set(value)) != len(value):
                 raise ValueError("the tag list names a tag twice")
         return value

@@ -90,7 +90,6 @@ class PullBudget:
         self._reserve = reserve
         self._lock = threading.Lock()
         self._gate = threading.Lock()
-        self.spent = 0
         self.quota_hit = False
         self.last_seen: RateLimit | None = ratelimit
 
@@ -117,7 +116,6 @@ class PullBudget:
     def spend(self, ratelimit: RateLimit | None) -> None:
         """One pull taken was spent; `ratelimit`: the quota its answer stated."""
         with self._lock:
-            self.spent += 1
             if ratelimit is not None:
                 self.last_seen = ratelimit
 

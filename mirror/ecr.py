@@ -43,7 +43,6 @@ class EcrCredentials:
         self._endpoint: str | None = None
         self._expires_at = 0.0
         self._fetched_at = float("-inf")
-        self.fetches = 0
 
     def __repr__(self) -> str:
         return f"EcrCredentials(region={self._region!r}, endpoint={self._endpoint!r})"
@@ -99,4 +98,3 @@ class EcrCredentials:
         expires = data.get("expiresAt")
         self._expires_at = expires.timestamp() if isinstance(expires, datetime) else now + 12 * 3600
         self._fetched_at = now
-        self.fetches += 1

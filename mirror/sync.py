@@ -84,7 +84,6 @@ class TagResult:
 class SyncReport:
     results: list[TagResult] = field(default_factory=list)
     ratelimit: RateLimit | None = None
-    available_pulls: int | None = None
     dry_run: bool = False
     retries: int = 0
 
@@ -322,7 +321,6 @@ def sync(
     return SyncReport(
         results=results,
         ratelimit=budget.last_seen,
-        available_pulls=available,
         dry_run=options.dry_run,
         retries=retry.retries,
     )
