@@ -2,17 +2,24 @@
 
 One image is copied in named steps, in an order that keeps the target consistent whatever
 moment the process dies at:
-  1. GET the source manifest by the digest the plan saw (one Docker Hub pull);
+  1. the source manifest, by the digest the plan saw: from ECR when it holds it already (as
+     a manifest, or kept as a blob by an earlier run), else one Docker Hub GET;
   2. for an index: choose the children (all, or the configured platforms and their
-     attestations); children already in the target cost nothing; the others are fetched;
+     attestations); children already in the target cost nothing; the others are admitted by
+     the budget (all or none) and fetched;
   3. every blob a manifest names is put in the target (HEAD, else mount from another target
      repository, else stream source GET into one target PUT), before the manifest;
   4. child manifests are PUT by digest, then the top manifest by tag: the tag is written
      last, so it never points at an incomplete image.
 
+Nothing is done twice in a run: a manifest is fetched from Docker Hub once and PUT to a
+repository once, and a blob is copied once and then mounted, whatever number of tags or
+entries refer to them (single-flight futures in `_Shared`). Nothing fetched is thrown away:
+when the budget stops an index part-way, the children it fetched are written by digest and
+the index itself is kept in the repository as a blob, so the next run pays for neither.
+
 Blobs stream through a bounded buffer (one chunk, held back until the digest is checked, so
-a wrong or short body is never committed) and are shared: a blob that several images need is
-copied once, then mounted. Pulls are taken from a `PullBudget` before each manifest GET.
+a wrong or short body is never committed).
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
+import httpx
+
+from mirror.budget import DeferredError, PullBudget, TopInTarget
 from mirror.manifests import (
     SOURCE_DIGEST_ANNOTATION,
     SOURCE_PLATFORMS_ANNOTATION,
@@ -39,8 +48,13 @@ from mirror.manifests import (
     platforms_label,
 )
 from mirror.reference import Platform
-from mirror.registry.client import ManifestHead, RateLimit, RegistryClient
-from mirror.registry.errors import BlobIntegrityError, QuotaExhaustedError, RegistryError
+from mirror.registry.client import MAX_MANIFEST_BYTES, ManifestHead, RateLimit, RegistryClient
+from mirror.registry.errors import (
+    BlobIntegrityError,
+    QuotaExhaustedError,
+    RegistryError,
+    public_url,
+)
 from mirror.registry.retry import RetryPolicy
 
 log = logging.getLogger("mirror.copy")
@@ -63,86 +77,8 @@ class NoProgress:
         """Nothing to draw."""
 
 
-class DeferredError(Exception):
-    """The pull budget cannot pay for this copy now; nothing was written to the target tag."""
-
-
 class CopyError(Exception):
     """A copy that cannot succeed as configured (e.g. none of the chosen platforms exist)."""
-
-
-class PullBudget:
-    """How many Docker Hub pulls this run may still spend. None: unlimited.
-
-    Thread-safe. `take()` pays from what the plan found available. While the quota is
-    limited, manifest GETs also pass the `gate()` one at a time, and each answer restates the
-    quota (`spend()`): a GET is not made when Docker Hub's latest word leaves no pull above the
-    `reserve`, so pulls spent meanwhile by someone else on the same quota (a parallel shard on
-    the same address) do not eat the reserve. `exhausted()` is called on Docker Hub's 429
-    TOOMANYREQUESTS: from then on no pull is granted, and as GETs pass the gate one at a time,
-    a run meets that answer once.
-    """
-
-    def __init__(
-        self, available: int | None, *, reserve: int = 0, ratelimit: RateLimit | None = None
-    ) -> None:
-        self._available = available
-        self._reserve = reserve
-        self._lock = threading.Lock()
-        self._gate = threading.Lock()
-        self.quota_hit = False
-        self.last_seen: RateLimit | None = ratelimit
-
-    @property
-    def available(self) -> int | None:
-        return self._available
-
-    def take(self, pulls: int) -> bool:
-        with self._lock:
-            if self.quota_hit:
-                return False
-            if self._available is not None:
-                if pulls > self._available:
-                    return False
-                self._available -= pulls
-            return True
-
-    def give_back(self, pulls: int) -> None:
-        """Return pulls taken for GETs that were not made (or not charged)."""
-        with self._lock:
-            if self._available is not None:
-                self._available += pulls
-
-    def spend(self, ratelimit: RateLimit | None) -> None:
-        """One pull taken was spent; `ratelimit`: the quota its answer stated."""
-        with self._lock:
-            if ratelimit is not None:
-                self.last_seen = ratelimit
-
-    def exhausted(self) -> None:
-        with self._lock:
-            self.quota_hit = True
-            self._available = 0
-            if self.last_seen is not None:
-                self.last_seen = replace(self.last_seen, remaining=0)
-
-    @contextmanager
-    def gate(self) -> Iterator[None]:
-        """Held around a manifest GET and its `spend()`: one at a time while the quota is
-        limited (GETs are small; blobs still move in parallel); none once the quota is spent
-        or Docker Hub's latest answer leaves only the reserve."""
-        if self._available is None and not self.quota_hit:
-            yield
-            return
-        with self._gate:
-            if self.quota_hit:
-                raise DeferredError("Docker Hub answered 429: the pull quota is spent")
-            seen = self.last_seen
-            if seen is not None and seen.remaining <= self._reserve:
-                raise DeferredError(
-                    f"Docker Hub has {seen.remaining} pulls left, the reserve is {self._reserve}"
-                )
-            yield
 
 
 def spent_before_failing(exc: BaseException) -> CopyOutcome:
@@ -158,6 +94,8 @@ class CopyRequest:
     target_repository: str
     platforms: tuple[Platform, ...] | None
     source: ManifestHead  # what the plan's HEAD saw: the copy pins this digest
+    top_in_target: TopInTarget = None  # what the plan's HEADs on ECR found
+    position: int = 0  # in config order: the budget admits copies in this order
 
     @property
     def label(self) -> str:
@@ -167,8 +105,9 @@ class CopyRequest:
 @dataclass
 class CopyOutcome:
     digest: str = ""  # what the target tag points at now
-    pulls: int = 0
-    bytes: int = 0
+    manifest: Manifest | None = None  # the bytes written under the tag, when the engine has them
+    pulls: int = 0  # manifest GETs Docker Hub charged to this copy
+    bytes: int = 0  # blob bytes this copy streamed (not the image's size)
     blobs_copied: int = 0
     blobs_present: int = 0
     blobs_mounted: int = 0
@@ -194,6 +133,11 @@ class CopyEngine(Protocol):
 
     def copy(self, request: CopyRequest) -> CopyOutcome: ...
 
+    def manifests_fetched(self) -> int:
+        """Distinct manifests fetched from Docker Hub so far: the least pulls the run's work
+        could have cost."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -218,19 +162,54 @@ class EngineFactory(Protocol):
 class _Blob:
     outcome: str  # "copied", "present" or "mounted"
     size: int
-    streamed_for: str = ""  # the image whose progress the copied bytes advanced
+    by: str = ""  # the image whose copy placed it (its bytes and counts are that copy's)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
 class _Shared:
-    """State shared by every copy of one run: blobs in flight, where blobs already are, and
-    the manifests already fetched."""
+    """State shared by every copy of one run: what is in flight or done, so that nothing
+    is fetched, copied or written twice."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     blobs: dict[tuple[str, str], Future[_Blob]] = field(default_factory=dict)
     present_in: dict[str, str] = field(default_factory=dict)  # digest -> a target repository
-    # manifests fetched this run: tags that share a digest (node 20.12, 20.12.2) pull it once
-    manifests: dict[tuple[str, str], Manifest] = field(default_factory=dict)
+    fetched: dict[str, Future[Manifest]] = field(default_factory=dict)  # from Docker Hub
+    written: dict[tuple[str, str], Future[None]] = field(default_factory=dict)  # PUT by digest
+    hub_fetches: int = 0  # distinct manifests fetched from Docker Hub
+
+    def claim(self, table: dict[K, Future[V]], key: K) -> tuple[Future[V], bool]:
+        """The future for `key`, and whether the caller must fulfil it (nobody has, or the
+        last attempt failed)."""
+        with self.lock:
+            return self.claim_locked(table, key)
+
+    @staticmethod
+    def claim_locked(table: dict[K, Future[V]], key: K) -> tuple[Future[V], bool]:
+        """`claim`, with `lock` held by the caller."""
+        future = table.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = table[key] = Future()
+            return future, True
+        return future, False
+
+    def unclaimed(self, table: dict[K, Future[V]], key: K) -> bool:
+        """Whether `claim_locked` would make the caller fulfil `key` (`lock` held)."""
+        future = table.get(key)
+        return future is None or (future.done() and future.exception() is not None)
+
+
+def _fulfil(future: Future[V], work: Callable[[], V]) -> V:
+    try:
+        value = work()
+    except BaseException as exc:
+        future.set_exception(exc)
+        raise
+    future.set_result(value)
+    return value
 
 
 class Copier:
@@ -262,6 +241,10 @@ class Copier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def manifests_fetched(self) -> int:
+        with self._shared.lock:
+            return self._shared.hub_fetches
 
     # --- is the target up to date? (HEADs on the source only: no pull) -----------------
 
@@ -295,53 +278,75 @@ class Copier:
         raises carries what was spent until then (`spent_before_failing`)."""
         outcome = CopyOutcome()
         try:
-            top = self._pull(request.source_repository, request.source.digest, outcome)
+            with self.budget.turn(request.position):  # admission, in config order
+                top = self._top_manifest(request, outcome)
+                admitted = self._admit_children(request, top) if top.is_index else []
             if top.is_index:
-                written = self._copy_index(request, top, outcome)
+                written = self._copy_index(request, top, admitted, outcome)
             else:
                 if request.platforms is not None:
                     self._check_single_platform(request, top)
                 self._copy_blobs(request, top, outcome)
                 written = top
-            self._put_tag(request, written)
+            write_tag(self.target, self.retry, request.target_repository, request.tag, written)
         except Exception as exc:
             exc.mirror_outcome = outcome  # type: ignore[attr-defined]
             raise
-        outcome.digest = written.digest
+        outcome.digest, outcome.manifest = written.digest, written
         return outcome
 
-    def _pull(
-        self, repository: str, digest: str, outcome: CopyOutcome, *, paid: bool = False
-    ) -> Manifest:
-        """GET a source manifest, paying one pull from the budget first (unless `paid`);
-        a manifest this run already fetched costs nothing."""
-        key = (repository, digest)
-        with self._shared.lock:
-            fetched = self._shared.manifests.get(key)
-        if fetched is not None:
-            if paid:
-                self.budget.give_back(1)
-            return fetched
-        if not paid and not self.budget.take(1):
-            raise DeferredError("the pull budget is spent")
+    def _top_manifest(self, request: CopyRequest, outcome: CopyOutcome) -> Manifest:
+        """The source manifest: from ECR when the plan found it there, else from Docker Hub."""
+        digest = request.source.digest
+        if request.top_in_target == "manifest":
+            manifest, _ = self.retry.call(
+                lambda: self.target.get_manifest(request.target_repository, digest)
+            )
+            return manifest
+        if request.top_in_target == "kept":
+            kept = self._read_kept(request)
+            if kept is not None:
+                return kept
+        if not self.budget.take(1):
+            raise DeferredError("needs 1 more pull; the pull budget is spent")
+        future, mine = self._shared.claim(self._shared.fetched, digest)
+        if not mine:  # another copy fetches it (another repository's): the pull goes back
+            self.budget.settle(1, 0)
+            return future.result()
+        fetch = partial(self._get_from_hub, request.source_repository, digest, outcome)
+        return _fulfil(future, fetch)
+
+    def _get_from_hub(self, repository: str, digest: str, outcome: CopyOutcome) -> Manifest:
+        """One Docker Hub GET, for which the caller has taken a pull from the budget."""
+        charges = 0
+
+        def charged() -> None:
+            nonlocal charges
+            charges += 1
+
+        ratelimit: RateLimit | None = None
         try:
             with self.budget.gate():
                 manifest, ratelimit = self.retry.call(
-                    lambda: self.source.get_manifest(repository, digest)
+                    lambda: self.source.get_manifest(repository, digest, charged=charged)
                 )
-                self.budget.spend(ratelimit)  # the next GET through the gate sees its word
         except QuotaExhaustedError:
             self.budget.exhausted()
             raise DeferredError("Docker Hub answered 429: the pull quota is spent") from None
-        except BaseException:
-            self.budget.give_back(1)
-            raise
-        outcome.pulls += 1
+        finally:
+            self.budget.settle(1, charges, ratelimit)  # the next GET through the gate sees it
+            outcome.pulls += charges
         with self._shared.lock:
-            self._shared.manifests[key] = manifest
+            self._shared.hub_fetches += 1
         return manifest
 
-    def _copy_index(self, request: CopyRequest, index: Manifest, outcome: CopyOutcome) -> Manifest:
+    def _admit_children(
+        self, request: CopyRequest, index: Manifest
+    ) -> list[tuple[Descriptor, Future[Manifest], bool]]:
+        """The children still to fetch: those ECR lacks, each with its fetch claim and
+        whether the claim is this copy's (then its pull is paid here; other claims are some
+        other copy's fetch of the same manifest, waited for). All are paid, or none and the
+        copy is deferred, the index kept in ECR for the next run."""
         children = chosen_children(index, request.platforms)
         if request.platforms is not None and not any(not c.is_attestation for c in children):
             offered = sorted(
@@ -351,27 +356,112 @@ class Copier:
             raise CopyError(
                 f"none of the platforms {wanted} is in the source (it has {', '.join(offered)})"
             )
-        missing = [c for c in children if not self._target_has_manifest(request, c)]
-        if not self.budget.take(len(missing)):  # all of its platforms, or none of them
-            raise DeferredError(f"needs {len(missing)} more pulls for its platforms")
+        absent = [c for c in children if not self._target_has_manifest(request, c)]
+        shared = self._shared
+        with shared.lock:  # what to pay for, and the claims, in one step: no copy pays twice
+            to_pay = {c.digest for c in absent if shared.unclaimed(shared.fetched, c.digest)}
+            admitted = self.budget.take(len(to_pay))
+            claims = [
+                (c, *shared.claim_locked(shared.fetched, c.digest)) for c in absent if admitted
+            ]
+        if not admitted:
+            left = self.budget.available
+            self._keep(request, index)
+            raise DeferredError(
+                f"needs {len(to_pay)} more pulls for its platform manifests;"
+                f" the pull budget has {left} left"
+            )
+        return claims
+
+    def _copy_index(
+        self,
+        request: CopyRequest,
+        index: Manifest,
+        admitted: list[tuple[Descriptor, Future[Manifest], bool]],
+        outcome: CopyOutcome,
+    ) -> Manifest:
         manifests: list[Manifest] = []
         try:
-            for descriptor in missing:
-                manifests.append(
-                    self._pull(request.source_repository, descriptor.digest, outcome, paid=True)
-                )
-        except BaseException:  # the failed GET gave its pull back; the unmade ones too
-            self.budget.give_back(len(missing) - len(manifests) - 1)
+            repository = request.source_repository
+            for done, (descriptor, future, mine) in enumerate(admitted):
+                try:
+                    if mine:
+                        fetch = partial(self._get_from_hub, repository, descriptor.digest, outcome)
+                        manifests.append(_fulfil(future, fetch))
+                    else:
+                        manifests.append(future.result())
+                except BaseException:  # the failed fetch settled its pull; the unmade go back
+                    unmade = admitted[done + 1 :]
+                    for _, other, ours in unmade:
+                        if ours:  # a copy waiting for it learns it will not come
+                            other.set_exception(DeferredError("not fetched: a fetch before failed"))
+                    self.budget.settle(sum(ours for _, _, ours in unmade), 0)
+                    raise
+        except DeferredError:  # the quota ran out part-way: keep what was fetched
+            self._write_children(request, manifests, outcome)
+            self._keep(request, index)
             raise
+        self._write_children(request, manifests, outcome)
+        if request.platforms is None:
+            return index
+        return filtered_index(index, chosen_children(index, request.platforms), request.platforms)
+
+    def _write_children(
+        self, request: CopyRequest, manifests: list[Manifest], outcome: CopyOutcome
+    ) -> None:
+        """Each child's blobs, then the child by digest (once per repository and run)."""
         for child in manifests:
             self._copy_blobs(request, child, outcome)
         for child in manifests:
-            self.retry.call(
-                partial(self.target.put_manifest, request.target_repository, child.digest, child)
+            future, mine = self._shared.claim(
+                self._shared.written, (request.target_repository, child.digest)
             )
-        if request.platforms is None:
-            return index
-        return filtered_index(index, children, request.platforms)
+            if not mine:
+                future.result()
+                continue
+            _fulfil(
+                future,
+                partial(
+                    self.retry.call,
+                    partial(
+                        self.target.put_manifest, request.target_repository, child.digest, child
+                    ),
+                ),
+            )
+
+    def _keep(self, request: CopyRequest, index: Manifest) -> None:
+        """Keep a fetched index in the target repository as a blob, so that the next run
+        reads it from there instead of paying a pull for it again. Best effort: a registry
+        that refuses or drops it only costs that pull again."""
+        repository = request.target_repository
+
+        def upload() -> None:
+            if self.target.blob_exists(repository, index.digest):
+                return
+            url = self.target.start_upload(repository)
+            self.target.finish_upload(repository, url, index.digest, len(index.raw), [index.raw])
+
+        try:
+            self.retry.call(upload)
+        except (RegistryError, httpx.HTTPError) as exc:
+            log.warning("%s: could not keep the index for the next run: %s", request.label, exc)
+
+    def _read_kept(self, request: CopyRequest) -> Manifest | None:
+        """The index an earlier run kept as a blob, if it is there and has the right bytes."""
+        digest = request.source.digest
+        try:
+            with self.target.open_blob(request.target_repository, digest) as response:
+                raw = read_at_most(response, MAX_MANIFEST_BYTES)
+            manifest = Manifest.from_bytes(raw, request.source.media_type)
+        except (RegistryError, ManifestError, httpx.HTTPError) as exc:
+            log.info("%s: the kept index is unreadable (%s): fetching it", request.label, exc)
+            return None
+        if manifest.digest != digest:
+            log.info("%s: the kept index has other bytes: fetching it", request.label)
+            return None
+        with self._shared.lock:  # other copies of this digest read it from here too
+            self._shared.fetched.setdefault(digest, _done(manifest))
+        return manifest
 
     def _target_has_manifest(self, request: CopyRequest, child: Descriptor) -> bool:
         head = self.retry.call(
@@ -401,14 +491,15 @@ class Copier:
         futures = [self._blob(request, blob) for blob in blobs]
         for future in futures:
             blob = future.result()
-            if blob.streamed_for != request.label:  # skipped, mounted, or another image's copy
+            mine = blob.by == request.label
+            if blob.outcome != "copied" or not mine:  # streamed bytes advanced the bar already
                 self.progress.advance(request.label, blob.size)
-            if blob.outcome == "copied":
+            if mine and blob.outcome == "copied":
                 outcome.blobs_copied += 1
                 outcome.bytes += blob.size
-            elif blob.outcome == "mounted":
+            elif mine and blob.outcome == "mounted":
                 outcome.blobs_mounted += 1
-            else:
+            else:  # there already, or placed by another image's copy
                 outcome.blobs_present += 1
 
     def _blob(self, request: CopyRequest, blob: Descriptor) -> Future[_Blob]:
@@ -443,14 +534,14 @@ class Copier:
         target_repository = request.target_repository
         if self.target.blob_exists(target_repository, blob.digest):
             self._remember(blob.digest, target_repository)
-            return _Blob("present", blob.size)
+            return _Blob("present", blob.size, request.label)
         with self._shared.lock:
             mount_from = self._shared.present_in.get(blob.digest)
         if mount_from is not None and mount_from != target_repository:
             upload_url = self.target.mount_blob(target_repository, blob.digest, mount_from)
             if upload_url is None:
                 self._remember(blob.digest, target_repository)
-                return _Blob("mounted", blob.size)
+                return _Blob("mounted", blob.size, request.label)
         else:
             upload_url = self.target.start_upload(target_repository)
         with self.source.open_blob(request.source_repository, blob.digest) as response:
@@ -464,26 +555,45 @@ class Copier:
             body = verified_stream(response.iter_raw(CHUNK), blob, request.label, self.progress)
             self.target.finish_upload(target_repository, upload_url, blob.digest, blob.size, body)
         self._remember(blob.digest, target_repository)
-        return _Blob("copied", blob.size, streamed_for=request.label)
+        return _Blob("copied", blob.size, request.label)
 
     def _remember(self, digest: str, repository: str) -> None:
         with self._shared.lock:
             self._shared.present_in.setdefault(digest, repository)
 
-    def _put_tag(self, request: CopyRequest, manifest: Manifest) -> None:
-        try:
-            self.retry.call(
-                lambda: self.target.put_manifest(request.target_repository, request.tag, manifest)
-            )
-        except RegistryError as exc:
-            if exc.code != "TAG_INVALID":
-                raise
-            head = self.target.head_manifest(request.target_repository, request.tag)
-            if head is None or head.digest != manifest.digest:
-                raise CopyError(
-                    f"{self.target.host}/{request.target_repository}:{request.tag} is immutable and"
-                    f" points at {head.digest if head else 'another image'}, not {manifest.digest}"
-                ) from None
+
+def _done(value: V) -> Future[V]:
+    future: Future[V] = Future()
+    future.set_result(value)
+    return future
+
+
+def write_tag(
+    target: RegistryClient, retry: RetryPolicy, repository: str, tag: str, manifest: Manifest
+) -> None:
+    """PUT `manifest` under `tag`. An immutable tag that names this manifest already is
+    success; one that names another is a clear failure (ECR answers TAG_INVALID for both)."""
+    try:
+        retry.call(lambda: target.put_manifest(repository, tag, manifest))
+    except RegistryError as exc:
+        if exc.code != "TAG_INVALID":
+            raise
+        head = target.head_manifest(repository, tag)
+        if head is None or head.digest != manifest.digest:
+            raise CopyError(
+                f"{target.host}/{repository}:{tag} is immutable and points at"
+                f" {head.digest if head else 'another image'}, not {manifest.digest}"
+            ) from None
+
+
+def read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """A streamed body, refused once it passes `limit` bytes (never read whole first)."""
+    body = bytearray()
+    for chunk in response.iter_bytes(CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise ManifestError(f"{public_url(response.url)}: body larger than {limit} bytes")
+    return bytes(body)
 
 
 def verified_stream(

@@ -47,15 +47,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from mirror.budget import DeferredError, PullBudget
 from mirror.config import Config, MirroredImage, load_config
 from mirror.copy import (
     CopyError,
     CopyOutcome,
     CopyRequest,
-    DeferredError,
     NoProgress,
     Progress,
-    PullBudget,
 )
 from mirror.credentials import docker_config_path
 from mirror.errors import ConfigError, CredentialsError, EngineError, MirrorError
@@ -446,6 +445,8 @@ class DockerEngineCopier:
         self._engine = engine
         self._source_host = pull_host(source)
         self._local = _LocalImages(engine.client, engine.keep_local)
+        self._pulled = 0  # pulls made, for `manifests_fetched`
+        self._pulled_lock = threading.Lock()
 
     def __enter__(self) -> DockerEngineCopier:
         return self
@@ -456,6 +457,11 @@ class DockerEngineCopier:
     @property
     def platform(self) -> Platform:
         return self._engine.platform
+
+    def manifests_fetched(self) -> int:
+        """The engine fetches manifests itself, once per pull: the pulls it made."""
+        with self._pulled_lock:
+            return self._pulled
 
     # --- is the target up to date? (HEADs on ECR only: no pull) -------------------------
 
@@ -537,8 +543,9 @@ class DockerEngineCopier:
         action = f"pull {source_ref}" + (f" ({platform})" if platform else "")
 
         def attempt() -> Any:
-            if not self.budget.take(pulls):
-                raise DeferredError(f"needs {pulls} pulls; the pull budget is spent")
+            with self.budget.turn(request.position):  # admission in config order
+                if not self.budget.take(pulls):
+                    raise DeferredError(f"needs {pulls} pulls; the pull budget is spent")
             client = self._engine.client()
             try:
                 with ExitStack() as gate:
@@ -564,16 +571,16 @@ class DockerEngineCopier:
                     )
                     _read_stream(action, lines, on_line)
             except EngineError as exc:
+                self.budget.settle(pulls, pulls)  # the engine may have made its GETs
                 if is_quota_message(str(exc)):
                     self.budget.exhausted()
                     raise DeferredError(
                         "Docker Hub answered toomanyrequests: the pull quota is spent"
                     ) from None
-                for _ in range(pulls):
-                    self.budget.spend(None)
                 raise
-            for _ in range(pulls):
-                self.budget.spend(None)
+            self.budget.settle(pulls, pulls)
+            with self._pulled_lock:
+                self._pulled += pulls
             return _engine_call(f"inspect {source_ref}", lambda: client.images.get(source_ref))
 
         image = self.retry.call(attempt)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mirror.budget import Estimate, TopInTarget, estimate
 from mirror.config import MirroredImage
 from mirror.errors import ConfigError
 from mirror.registry.client import ManifestHead
@@ -95,45 +96,57 @@ class PlannedTag:
     source: ManifestHead | None = None
     error: str | None = None
     target_digest: str | None = None  # set when up to date: what the ECR tag points at
+    top_in_target: TopInTarget = None  # where ECR holds the source manifest already
+    previous_children: int | None = None  # dry run: manifests of the index the ECR tag names
+    same_as: PlannedTag | None = None  # an earlier tag of the same image in the same repository
+    estimate: Estimate | None = None  # dry run: what the copy should spend
 
     @property
-    def estimated_pulls(self) -> int:
-        """Manifest GETs a copy will spend: one for the manifest, plus one per platform
-        manifest of an index (the configured platforms, else two: the count is only known
-        after the GET), and for an OCI index one more per platform for the attestation
-        manifest buildkit adds beside each. Children already in the target cost nothing, so
-        this is an upper bound for an index whose platforms were mirrored under another tag."""
-        if self.action not in (Action.WOULD_COPY, Action.COPIED, Action.DEFERRED):
-            return 0
-        if self.source is None or not self.source.media_type.endswith(
-            ("list.v2+json", "index.v1+json")
-        ):
-            return 1
-        per_platform = 2 if self.source.media_type.endswith("index.v1+json") else 1
-        return 1 + per_platform * (len(self.image.platforms) if self.image.platforms else 2)
+    def label(self) -> str:
+        return f"{self.image.repository}:{self.tag}"
 
 
-def admit(plan: list[PlannedTag], available: int | None) -> None:
-    """Decide, in config order, which copies the budget pays for: each copy whose estimated
-    pulls fit in what is left is kept (`would-copy`), the others become `deferred`. A big
-    image that does not fit does not stop a smaller one after it."""
-    if available is None:
-        return
+def group_copies(plan: list[PlannedTag]) -> None:
+    """Mark each tag to copy whose source digest an earlier tag (in config order) of the
+    same target repository copies already: it is written from that copy, for no pull."""
+    first: dict[tuple[str, str], PlannedTag] = {}
+    for planned in plan:
+        if planned.action is not Action.WOULD_COPY or planned.source is None:
+            continue
+        key = (planned.image.target_repository, planned.source.digest)
+        leader = first.setdefault(key, planned)
+        planned.same_as = leader if leader is not planned else None
+
+
+def forecast(plan: list[PlannedTag], available: int | None) -> None:
+    """`--dry-run`: estimate each copy (free facts only) and mark the ones the budget would
+    not reach as `deferred`, by the rule a real run admits with (`mirror.budget`): in config
+    order, the top-level GET when one pull is left, then the index's children, all or none
+    (an index whose children do not fit has spent its GET, and is kept for the next run).
+    The estimates can be wrong where they say so; a real run decides by what it learns."""
     left = available
     for planned in plan:
-        if planned.action is not Action.WOULD_COPY:
+        if planned.action is not Action.WOULD_COPY or planned.source is None:
             continue
-        needed = planned.estimated_pulls
-        if needed <= left:
-            left -= needed
-        else:
+        leader = planned.same_as
+        if leader is not None:  # config order: its copy was forecast already
+            planned.estimate = Estimate(0, "exact", f"written from {leader.label}")
+            if leader.action is Action.DEFERRED:
+                planned.action, planned.error = Action.DEFERRED, f"same image as {leader.label}"
+            continue
+        platforms = planned.image.platforms
+        planned.estimate = guess = estimate(
+            planned.source.media_type,
+            platform_count=None if platforms is None else len(platforms),
+            top_in_target=planned.top_in_target,
+            previous_children=planned.previous_children,
+        )
+        if left is None:
+            continue
+        top = min(guess.pulls, 0 if planned.top_in_target else 1)
+        if guess.pulls > left:
             planned.action = Action.DEFERRED
-            planned.error = f"needs ~{needed} pulls; the pull budget has {left} left"
-
-
-def budget_available(remaining: int | None, reserve: int) -> int | None:
-    """Pulls this run may spend: what Docker Hub says is left, less the reserve. None:
-    no rate-limit headers, so no limit."""
-    if remaining is None:
-        return None
-    return max(0, remaining - reserve)
+            planned.error = f"needs ~{guess.pulls} pulls ({guess.basis}); the budget has {left}"
+            left -= top if top <= left else 0  # the index is fetched and kept, if it can be
+        else:
+            left -= guess.pulls

@@ -57,6 +57,8 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
             "digest": r.digest,
             "bytes": r.bytes,
             "pulls": r.pulls,
+            "estimated_pulls": r.planned.estimate.pulls if r.planned.estimate else None,
+            "estimate": _basis(r),
             "seconds": r.seconds,
             "error": r.error,
         }
@@ -76,8 +78,11 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
             "failed": report.count(Action.FAILED),
             "bytes": sum(r.bytes for r in report.results),
             "pulls": sum(r.pulls for r in report.results),
+            "minimum_pulls": report.minimum_pulls,
             "estimated_pulls": sum(
-                r.planned.estimated_pulls for r in report.results if r.action is Action.WOULD_COPY
+                r.planned.estimate.pulls
+                for r in report.results
+                if r.action is Action.WOULD_COPY and r.planned.estimate
             ),
             "retries": report.retries,
         },
@@ -92,6 +97,14 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
         "exit_code": report.exit_code,
         "error": error,
     }
+
+
+def _basis(result: TagResult) -> str | None:
+    """How sure a dry run's estimate is: `exact`, `at most`, or `guess`, with why."""
+    estimate = result.planned.estimate
+    if estimate is None:
+        return None
+    return f"{estimate.basis}: {estimate.note}" if estimate.note else estimate.basis
 
 
 def write_json(report: SyncReport, out: TextIO) -> None:
@@ -130,7 +143,7 @@ def write_table(report: SyncReport, out: TextIO) -> None:
             table.add_row(
                 r.source_ref,
                 r.action.value,
-                str(_pulls(r)),
+                _pulls(r),
                 _size(r.bytes),
                 r.error or (r.digest or "")[:19],
             )
@@ -145,12 +158,19 @@ def write_table(report: SyncReport, out: TextIO) -> None:
     summary = (
         f"copied {totals['copied']}, up to date {totals['up_to_date']}, "
         + (
-            f"would copy {totals['would_copy']} (~{totals['estimated_pulls']} pulls), "
+            f"would copy {totals['would_copy']} (~{totals['estimated_pulls']} pulls"
+            + (", some guessed" if _guessed(report) else "")
+            + "), "
             if report.dry_run
             else ""
         )
         + f"deferred {totals['deferred']}, missing {totals['missing']}, failed {totals['failed']}; "
-        f"pulls spent {totals['pulls']}, {_size(totals['bytes'])} copied"
+        + (
+            ""
+            if report.dry_run
+            else f"pulls spent {totals['pulls']} (minimum {totals['minimum_pulls']}), "
+        )
+        + f"{_size(totals['bytes'])} copied"
     )
     ratelimit = document["ratelimit"]
     if ratelimit:
@@ -158,8 +178,20 @@ def write_table(report: SyncReport, out: TextIO) -> None:
     out.write(summary + "\n")
 
 
-def _pulls(result: TagResult) -> int:
-    return result.planned.estimated_pulls if result.action is Action.WOULD_COPY else result.pulls
+def _guessed(report: SyncReport) -> bool:
+    return any(
+        r.planned.estimate.basis == "guess"
+        for r in report.results
+        if r.action is Action.WOULD_COPY and r.planned.estimate
+    )
+
+
+def _pulls(result: TagResult) -> str:
+    """Pulls spent; in a dry run, `~N` estimated (`?` marks a guess)."""
+    estimate = result.planned.estimate
+    if result.action is not Action.WOULD_COPY or estimate is None:
+        return str(result.pulls)
+    return f"~{estimate.pulls}" + ("?" if estimate.basis == "guess" else "")
 
 
 class StderrProgress:

@@ -2,11 +2,14 @@
 
     resolve tags  (tag lists: free)         -> (image, tag) pairs, filtered by --only/--shard
     classify      (HEAD source and target)   -> up-to-date | copy | missing | failed
+    group         (source digests)           -> one copy per digest and repository
     budget        (ratelimit headers)        -> pulls this run may spend, less the reserve
-    execute       (Copier, in config order)  -> copied | deferred | failed
+    execute       (engine, in config order)  -> copied | deferred | failed
 
-A failing image never stops the others (unless --fail-fast). Docker Hub's 429 stops every
-further pull at once: the rest is reported as deferred, for the next run.
+Tags that share a source digest in one repository are copied once: the others are written
+from that copy (the same manifest bytes under their tag, no pull). A failing image never
+stops the others (unless --fail-fast). Docker Hub's 429 stops every further pull at once:
+the rest is reported as deferred, for the next run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from mirror.budget import DeferredError, PullBudget, budget_available
 from mirror.config import Config, MirroredImage
 from mirror.copy import (
     Copier,
@@ -28,26 +32,25 @@ from mirror.copy import (
     CopyError,
     CopyOutcome,
     CopyRequest,
-    DeferredError,
     EngineFactory,
     Progress,
-    PullBudget,
     spent_before_failing,
+    write_tag,
 )
 from mirror.errors import MirrorError
-from mirror.manifests import ManifestError
+from mirror.manifests import INDEX_TYPES, ManifestError
 from mirror.plan import (
     Action,
     PlannedTag,
     Shard,
-    admit,
-    budget_available,
+    forecast,
+    group_copies,
     may_select,
     selected,
 )
 from mirror.registry.auth import CredentialsProvider
 from mirror.registry.client import RateLimit, RegistryClient, new_http_client
-from mirror.registry.errors import QuotaExhaustedError
+from mirror.registry.errors import QuotaExhaustedError, RegistryError
 from mirror.registry.retry import RetryPolicy
 from mirror.versions import select_tags
 
@@ -86,6 +89,7 @@ class SyncReport:
     ratelimit: RateLimit | None = None
     dry_run: bool = False
     retries: int = 0
+    minimum_pulls: int = 0  # distinct manifests fetched: what the work done could not spare
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.results if r.action is action)
@@ -149,7 +153,7 @@ def plan_sync(
     config: Config, copier: CopyEngine, options: SyncOptions, *, retry: RetryPolicy
 ) -> tuple[list[PlannedTag], RateLimit | None]:
     """Classify every selected tag with HEADs only. Spends no pull."""
-    source = copier.source
+    source, target = copier.source, copier.target
     shard = options.shard
 
     def tags_of(image: MirroredImage) -> list[PlannedTag]:
@@ -187,8 +191,32 @@ def plan_sync(
             mirrored = copier.up_to_date(image.target_repository, tag, head, image.platforms)
             if mirrored is not None:
                 planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
+                return
+            find_in_target(planned)
         except IMAGE_FAILURES as exc:
             planned.action, planned.error = Action.FAILED, str(exc)
+
+    def find_in_target(planned: PlannedTag) -> None:
+        """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free)."""
+        repository, head = planned.image.target_repository, planned.source
+        assert head is not None
+        if retry.call(lambda: target.head_manifest(repository, head.digest)) is not None:
+            planned.top_in_target = "manifest"
+        elif head.media_type in INDEX_TYPES:
+            if retry.call(lambda: target.blob_exists(repository, head.digest)):
+                planned.top_in_target = "kept"
+            if options.dry_run and planned.image.platforms is None:
+                planned.previous_children = previous_children(repository, planned.tag)
+
+    def previous_children(repository: str, tag: str) -> int | None:
+        """How many manifests the index ECR's tag names holds: a free guess at the next."""
+        try:
+            manifest, _ = retry.call(lambda: target.get_manifest(repository, tag))
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return len(manifest.children()) if manifest.is_index else None
 
     def check_repository(repository: str) -> None:
         """A copy into a repository ECR does not have would spend pulls, then fail."""
@@ -221,28 +249,42 @@ def execute(
     copier: CopyEngine,
     registries: Registries,
     options: SyncOptions,
+    *,
+    retry: RetryPolicy,
     on_result: Callable[[TagResult], None] = lambda result: None,
 ) -> list[TagResult]:
-    """Copy what the plan says, in config order, each image on its own thread."""
-    results: list[TagResult] = []
+    """Copy what the plan says: one copy per source digest and repository, in config order,
+    each on its own thread; the other tags of that digest are written from it at once."""
     stop = threading.Event()  # --fail-fast: set by the first failure, seen by every worker
+    followers: dict[int, list[PlannedTag]] = {}
+    for planned in plan:
+        if planned.same_as is not None:
+            followers.setdefault(id(planned.same_as), []).append(planned)
 
-    def run(planned: PlannedTag) -> TagResult:
-        result = attempt(planned)
-        if result.action is Action.FAILED and options.fail_fast:
-            stop.set()
-        return result
-
-    def attempt(planned: PlannedTag) -> TagResult:
+    def result_of(planned: PlannedTag) -> TagResult:
         source_ref, target_ref = _references(registries, planned.image, planned.tag)
         result = TagResult(planned, planned.action, source_ref, target_ref, error=planned.error)
-        if planned.source is not None and planned.action is Action.UP_TO_DATE:
+        if planned.action is Action.UP_TO_DATE:
             result.digest = planned.target_digest
-        if planned.action is not Action.WOULD_COPY or options.dry_run:
-            return result
+        return result
+
+    def copy_group(position: int, planned: PlannedTag) -> list[TagResult]:
+        try:
+            result, outcome = attempt(position, planned)
+        finally:
+            copier.budget.end_turn(position)  # whatever happened, later copies may go
+        results = [result]
+        for follower in followers.get(id(planned), []):
+            results.append(follow(follower, result, outcome))
+        if options.fail_fast and any(r.action is Action.FAILED for r in results):
+            stop.set()
+        return results
+
+    def attempt(position: int, planned: PlannedTag) -> tuple[TagResult, CopyOutcome]:
+        result = result_of(planned)
         if stop.is_set():
             result.action, result.error = Action.DEFERRED, "not attempted: --fail-fast"
-            return result
+            return result, CopyOutcome()
         assert planned.source is not None
         request = CopyRequest(
             planned.image.repository,
@@ -250,6 +292,8 @@ def execute(
             planned.image.target_repository,
             planned.image.platforms,
             planned.source,
+            top_in_target=planned.top_in_target,
+            position=position,
         )
         started = time.monotonic()
         outcome = CopyOutcome()
@@ -266,16 +310,55 @@ def execute(
         except IMAGE_FAILURES as exc:
             result.action, result.error = Action.FAILED, str(exc)
             outcome = spent_before_failing(exc)
+        except Exception as exc:  # a bug, or a registry answer nothing expected: this image's
+            log.debug("%s: unexpected error", planned.label, exc_info=True)
+            result.action = Action.FAILED
+            result.error = f"internal error: {type(exc).__name__}: {exc} (please report)"
+            outcome = spent_before_failing(exc)
         result.seconds = round(time.monotonic() - started, 3)
         result.bytes, result.pulls = outcome.bytes, outcome.pulls
+        return result, outcome
+
+    def follow(planned: PlannedTag, leader: TagResult, outcome: CopyOutcome) -> TagResult:
+        """Write a tag from the copy of its digest made for an earlier tag: no pull."""
+        result = result_of(planned)
+        if leader.action is not Action.COPIED or leader.digest is None:
+            result.action = leader.action
+            result.error = f"same image as {leader.planned.label}: {leader.error}"
+            return result
+        repository, digest = planned.image.target_repository, leader.digest
+        started = time.monotonic()
+        try:
+            manifest = (
+                outcome.manifest
+                or retry.call(lambda: registries.target.get_manifest(repository, digest))[0]
+            )
+            write_tag(registries.target, retry, repository, planned.tag, manifest)
+            result.action, result.digest = Action.COPIED, manifest.digest
+        except IMAGE_FAILURES as exc:
+            result.action, result.error = Action.FAILED, str(exc)
+        result.seconds = round(time.monotonic() - started, 3)
         return result
 
+    done: dict[int, TagResult] = {}
+    leaders = [
+        (position, planned)
+        for position, planned in enumerate(plan)
+        if planned.action is Action.WOULD_COPY and planned.same_as is None and not options.dry_run
+    ]
+    for planned in plan:
+        if planned.action is not Action.WOULD_COPY or options.dry_run:
+            done[id(planned)] = result_of(planned)
+            on_result(done[id(planned)])
+            if planned.action is Action.FAILED and options.fail_fast:
+                stop.set()  # failed in the plan, before any copy started
     workers = max(1, min(options.concurrency, 4))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as pool:
-        for result in pool.map(run, plan):
-            results.append(result)
-            on_result(result)
-    return results
+        for results in pool.map(lambda job: copy_group(*job), leaders):
+            for result in results:
+                done[id(result.planned)] = result
+                on_result(result)
+    return [done[id(planned)] for planned in plan]
 
 
 def sync(
@@ -303,26 +386,35 @@ def sync(
         progress=progress,
     ) as copier:
         plan, ratelimit = plan_sync(config, copier, options, retry=retry)
+        group_copies(plan)
         available = budget_available(
             ratelimit.remaining if ratelimit else None, config.reserve_pulls
         )
         copier.budget = budget = PullBudget(
-            available, reserve=config.reserve_pulls, ratelimit=ratelimit
+            available,
+            reserve=config.reserve_pulls,
+            ratelimit=ratelimit,
+            order=(
+                i for i, p in enumerate(plan) if p.action is Action.WOULD_COPY and p.same_as is None
+            ),
         )
-        admit(plan, available)  # in config order, by estimated pulls
+        if options.dry_run:
+            forecast(plan, available)
         log.info(
-            "plan: %d to copy, %d up to date, %d deferred; pulls available: %s",
+            "plan: %d tags to copy (%d distinct images), %d up to date; pulls available: %s",
             sum(1 for p in plan if p.action is Action.WOULD_COPY),
+            sum(1 for p in plan if p.action is Action.WOULD_COPY and p.same_as is None),
             sum(1 for p in plan if p.action is Action.UP_TO_DATE),
-            sum(1 for p in plan if p.action is Action.DEFERRED),
             "unlimited" if available is None else available,
         )
-        results = execute(plan, copier, registries, options, on_result)
+        results = execute(plan, copier, registries, options, retry=retry, on_result=on_result)
+        minimum = copier.manifests_fetched()
     return SyncReport(
         results=results,
         ratelimit=budget.last_seen,
         dry_run=options.dry_run,
         retries=retry.retries,
+        minimum_pulls=minimum,
     )
 
 

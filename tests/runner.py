@@ -39,6 +39,8 @@ IMAGE_FIELDS: dict[str, Types] = {
     "digest": (str, None),
     "bytes": int,
     "pulls": int,
+    "estimated_pulls": (int, None),
+    "estimate": (str, None),
     "seconds": (int, float),
     "error": (str, None),
 }
@@ -53,6 +55,7 @@ TOTALS_FIELDS: dict[str, Types] = {
     "would_copy": int,
     "missing": int,
     "estimated_pulls": int,
+    "minimum_pulls": int,
     "retries": int,
 }
 RATELIMIT_FIELDS: dict[str, Types] = {
@@ -110,6 +113,10 @@ def check_report_shape(report: Any) -> None:
             assert entry["error"], f"{where}: {entry['action']} without an error"
         if entry["action"] == "would-copy":
             assert report["dry_run"], f"{where}: would-copy outside a dry run"
+        if report["dry_run"] and entry["action"] in ("would-copy", "deferred"):
+            assert entry["estimated_pulls"] is not None and entry["estimate"], where
+        else:
+            assert entry["estimated_pulls"] is None and entry["estimate"] is None, where
     totals = report["totals"]
     check_fields("totals", totals, TOTALS_FIELDS)
     counted = Counter(e["action"] for e in report["images"])
@@ -117,6 +124,10 @@ def check_report_shape(report: Any) -> None:
         assert totals[action.replace("-", "_")] == counted[action], f"totals.{action}"
     assert totals["bytes"] == sum(e["bytes"] for e in report["images"]), "totals.bytes"
     assert totals["pulls"] == sum(e["pulls"] for e in report["images"]), "totals.pulls"
+    assert totals["minimum_pulls"] <= totals["pulls"], "totals.minimum_pulls"
+    assert totals["estimated_pulls"] == sum(
+        e["estimated_pulls"] for e in report["images"] if e["action"] == "would-copy"
+    ), "totals.estimated_pulls"
     if report["ratelimit"] is not None:
         check_fields("ratelimit", report["ratelimit"], RATELIMIT_FIELDS)
     if report["error"] is not None:  # the run stopped before it could report on images

@@ -1,4 +1,4 @@
-"""The sync plan's pure decisions (mirror/plan.py): shards, --only, pull estimates, budget."""
+"""The sync plan's pure decisions (mirror/plan.py): shards, --only, grouping, the forecast."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from collections import Counter
 
 import pytest
 
+from mirror.budget import Estimate, TopInTarget, estimate
 from mirror.config import MirroredImage, TagSelector
 from mirror.errors import ConfigError
 from mirror.plan import (
     Action,
     PlannedTag,
     Shard,
-    admit,
-    budget_available,
+    forecast,
+    group_copies,
     may_select,
     selected,
 )
@@ -43,9 +44,12 @@ def planned(
     platforms: tuple[str, ...] | None = None,
     action: Action = Action.WOULD_COPY,
     name: str = "python",
+    digest: str = "a",
 ) -> PlannedTag:
     head = (
-        None if media_type is None else ManifestHead("sha256:" + "a" * 64, media_type, 1234, None)
+        None
+        if media_type is None
+        else ManifestHead("sha256:" + digest * 64, media_type, 1234, None)
     )
     return PlannedTag(image(name, platforms), "3.12", action, source=head)
 
@@ -169,57 +173,29 @@ def test_may_select_never_rules_out_an_image_selected_would_keep() -> None:
             assert may_select(image(name), (pattern,)), f"{pattern!r} rules out {name}:{tag}"
 
 
-# --- pull estimates ---------------------------------------------------------------------------
+# --- the dry run's forecast ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("media_type", "platforms", "pulls"),
-    [
-        (DOCKER_MANIFEST, None, 1),
-        (OCI_MANIFEST, None, 1),
-        (OCI_MANIFEST, ("linux/amd64",), 1),  # a single manifest: one GET, whatever the filter
-        (DOCKER_LIST, None, 3),  # the list and, guessed, two platforms
-        (DOCKER_LIST, ("linux/amd64",), 2),
-        (DOCKER_LIST, ("linux/amd64", "linux/arm64"), 3),
-        (OCI_INDEX, None, 5),  # the index, two platforms and their attestations
-        (OCI_INDEX, ("linux/amd64",), 3),
-        (OCI_INDEX, ("linux/amd64", "linux/arm64/v8", "linux/arm/v7"), 7),
-        (None, None, 1),  # not HEADed (yet): at least the manifest
-    ],
-)
-def test_estimated_pulls(
-    media_type: str | None, platforms: tuple[str, ...] | None, pulls: int
-) -> None:
-    assert planned(media_type, platforms).estimated_pulls == pulls
-
-
-@pytest.mark.parametrize("action", [Action.WOULD_COPY, Action.COPIED, Action.DEFERRED])
-def test_work_is_estimated(action: Action) -> None:
-    assert planned(DOCKER_LIST, action=action).estimated_pulls == 3
-
-
-@pytest.mark.parametrize("action", [Action.UP_TO_DATE, Action.MISSING, Action.FAILED])
-def test_no_work_costs_nothing(action: Action) -> None:
-    assert planned(DOCKER_LIST, action=action).estimated_pulls == 0
-
-
-# --- the budget --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("remaining", "reserve", "available"),
-    [(None, 10, None), (100, 10, 90), (10, 10, 0), (3, 10, 0), (0, 0, 0), (200, 0, 200)],
-)
-def test_budget_available(remaining: int | None, reserve: int, available: int | None) -> None:
-    assert budget_available(remaining, reserve) == available
+def test_tags_sharing_a_digest_in_a_repository_are_one_copy() -> None:
+    first, same, other_digest, other_repo = (
+        planned(DOCKER_LIST),
+        planned(DOCKER_LIST),
+        planned(DOCKER_LIST, digest="b"),
+        planned(DOCKER_LIST, name="pypy"),  # the same digest in another repository
+    )
+    up_to_date = planned(DOCKER_LIST, action=Action.UP_TO_DATE)
+    plan = [up_to_date, first, same, other_digest, other_repo]
+    group_copies(plan)
+    assert [p.same_as for p in plan] == [None, None, first, None, None]
 
 
 def _plan() -> list[PlannedTag]:
     return [
         planned(DOCKER_MANIFEST, name="alpine"),  # 1
         planned(DOCKER_LIST, action=Action.UP_TO_DATE, name="debian"),  # 0
-        planned(OCI_INDEX, ("linux/amd64",), name="bitnami/redis"),  # 3
-        planned(DOCKER_LIST, name="python"),  # 3
+        planned(OCI_INDEX, ("linux/amd64",), name="bitnami/redis"),  # at most 3
+        planned(DOCKER_LIST, name="python"),  # a guess: 3
+        planned(DOCKER_LIST, name="python"),  # the same image: 0
         planned(DOCKER_MANIFEST, name="busybox"),  # 1
         planned(DOCKER_LIST, action=Action.MISSING, name="node"),  # 0
     ]
@@ -229,38 +205,112 @@ def _actions(plan: list[PlannedTag]) -> list[str]:
     return [p.action.value for p in plan]
 
 
-def test_admit_without_a_limit_keeps_everything() -> None:
+def test_forecast_without_a_limit_defers_nothing_and_estimates_everything() -> None:
     plan = _plan()
     before = _actions(plan)
-    admit(plan, None)
+    group_copies(plan)
+    forecast(plan, None)
     assert _actions(plan) == before
+    assert [p.estimate.pulls if p.estimate else None for p in plan] == [1, None, 3, 3, 0, 1, None]
+    assert [p.estimate.basis if p.estimate else None for p in plan] == [
+        "exact", None, "at most", "guess", "exact", "exact", None
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("available", "copied"),
     [
-        (100, ["alpine", "redis", "python", "busybox"]),
-        (8, ["alpine", "redis", "python", "busybox"]),
-        (7, ["alpine", "redis", "python"]),
-        (5, ["alpine", "redis", "busybox"]),  # python does not fit; busybox after it does
+        (100, ["alpine", "redis", "python", "python", "busybox"]),
+        (8, ["alpine", "redis", "python", "python", "busybox"]),
+        (7, ["alpine", "redis", "python", "python"]),
+        # python's index takes the last pull, its platforms do not fit: both tags and
+        # busybox wait (a real run admits the top-level GET when one pull is left)
+        (5, ["alpine", "redis"]),
         (4, ["alpine", "redis"]),
-        (3, ["alpine", "busybox"]),  # redis needs 3 of the 2 left after alpine
+        (3, ["alpine"]),  # redis's index takes 1 of the 2 left, python's the other
         (1, ["alpine"]),
         (0, []),
     ],
 )
-def test_admit_keeps_in_config_order_what_fits(available: int, copied: list[str]) -> None:
+def test_forecast_keeps_in_config_order_what_fits(available: int, copied: list[str]) -> None:
     plan = _plan()
-    admit(plan, available)
+    group_copies(plan)
+    forecast(plan, available)
     kept = [p.image.name.split("/")[-1] for p in plan if p.action is Action.WOULD_COPY]
     assert kept == copied
-    assert sum(p.estimated_pulls for p in plan if p.action is Action.WOULD_COPY) <= available
+    estimates = [p.estimate for p in plan if p.action is Action.WOULD_COPY]
+    assert sum(e.pulls for e in estimates if e) <= available
     deferred = [p for p in plan if p.action is Action.DEFERRED]
-    assert len(deferred) == 4 - len(copied)
+    assert len(deferred) == 5 - len(copied)
     for p in deferred:
-        assert p.error is not None and f"~{p.estimated_pulls} pulls" in p.error
+        assert p.estimate is not None and p.error is not None
+        if p.same_as is None:
+            assert f"~{p.estimate.pulls} pulls ({p.estimate.basis})" in p.error
+        else:  # a tag written from another's copy goes where that copy goes
+            assert p.same_as.action is Action.DEFERRED
+            assert p.error == f"same image as {p.same_as.label}"
     # what was not work stays as it was
     assert [p.action for p in plan if p.image.name in ("debian", "node")] == [
         Action.UP_TO_DATE,
         Action.MISSING,
     ]
+
+
+@pytest.mark.parametrize(
+    ("media_type", "platforms", "in_target", "previous", "expected"),
+    [
+        (DOCKER_MANIFEST, None, None, None, Estimate(1, "exact")),
+        (OCI_MANIFEST, 1, None, None, Estimate(1, "exact")),  # one GET, whatever the filter
+        (DOCKER_LIST, 1, None, None, Estimate(2, "at most")),
+        (DOCKER_LIST, 2, None, None, Estimate(3, "at most")),
+        (OCI_INDEX, 1, None, None, Estimate(3, "at most")),  # and the attestation
+        (OCI_INDEX, 3, None, None, Estimate(7, "at most")),
+        (OCI_INDEX, 3, "kept", None, Estimate(6, "at most", "ECR holds the index already")),
+        (
+            DOCKER_LIST,
+            None,
+            "manifest",
+            None,
+            Estimate(2, "at most", "ECR holds the index already"),
+        ),
+        (DOCKER_LIST, None, "kept", 5, Estimate(5, "at most", "ECR holds the index already")),
+        (DOCKER_MANIFEST, None, "manifest", None, Estimate(0, "exact")),  # the whole image
+        (
+            OCI_INDEX,
+            None,
+            None,
+            16,
+            Estimate(17, "guess", "the previous copy in ECR holds 16 manifests"),
+        ),
+        (
+            DOCKER_LIST,
+            None,
+            None,
+            None,
+            Estimate(3, "guess", "assumes 2 platforms: only a GET of the index tells"),
+        ),
+        (
+            OCI_INDEX,
+            None,
+            None,
+            None,
+            Estimate(5, "guess", "assumes 2 platforms: only a GET of the index tells"),
+        ),
+    ],
+)
+def test_estimate(
+    media_type: str,
+    platforms: int | None,
+    in_target: TopInTarget,
+    previous: int | None,
+    expected: Estimate,
+) -> None:
+    assert (
+        estimate(
+            media_type,
+            platform_count=platforms,
+            top_in_target=in_target,
+            previous_children=previous,
+        )
+        == expected
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -176,12 +176,19 @@ class RegistryClient:
             ratelimit=RateLimit.from_headers(response.headers),
         )
 
-    def get_manifest(self, repository: str, reference: str) -> tuple[Manifest, RateLimit | None]:
-        """GET a manifest's raw bytes (a pull on Docker Hub) and check its digest."""
+    def get_manifest(
+        self, repository: str, reference: str, *, charged: Callable[[], None] | None = None
+    ) -> tuple[Manifest, RateLimit | None]:
+        """GET a manifest's raw bytes (a pull on Docker Hub) and check its digest.
+
+        `charged` is called once the registry has answered 200: Docker Hub counts the pull
+        then, whatever happens to the body afterwards."""
         url = self._url(repository, f"manifests/{reference}")
         response = self._request(
             "GET", url, (scope_for(repository, "pull"),), ok=(200,), headers={"Accept": ACCEPT}
         )
+        if charged is not None:
+            charged()
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
             raise ManifestError(f"{public_url(url)}: manifest larger than 4 MiB")

@@ -121,6 +121,15 @@ class ImageSpec:
     attestations: bool = False
     created: str = "2024-01-01T00:00:00Z"
     cmd: tuple[str, ...] = ("/bin/sh",)
+    # what the image is built as (default: its first tag): two specs built as the same name
+    # have the same platform and attestation manifests, as a `3.3` and a `3.3-bookworm`
+    # index of one build do; `index_annotations` then tell their indexes apart
+    build_as: str | None = None
+    index_annotations: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def build_name(self) -> str:
+        return self.build_as or self.tags[0]
 
 
 # --------------------------------------------------------------------------- description
@@ -449,7 +458,7 @@ class _Builder:
         layer_type = OCI_LAYER if oci else DOCKER_LAYER
         layers: list[tuple[Blob, str]] = []
         for i, ls in enumerate(plat.layers):
-            seed = ls.seed or f"{spec.repository}:{spec.tags[0]}:{i}"
+            seed = ls.seed or f"{spec.repository}:{spec.build_name}:{i}"
             size = max(1, int(ls.size * self.scale))
             layers.append(self.layer(f"{seed}@{plat.name}", size, ls.files))
         config: dict[str, Any] = {
@@ -459,7 +468,7 @@ class _Builder:
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "Cmd": list(spec.cmd),
-                "Labels": {"org.example.mirror-test": f"{spec.repository}:{spec.tags[0]}"},
+                "Labels": {"org.example.mirror-test": f"{spec.repository}:{spec.build_name}"},
             },
             "created": spec.created,
             "history": [
@@ -503,7 +512,7 @@ class _Builder:
             "predicateType": "https://slsa.dev/provenance/v0.2",
             "subject": [
                 {
-                    "name": f"pkg:docker/{spec.repository}@{spec.tags[0]}"
+                    "name": f"pkg:docker/{spec.repository}@{spec.build_name}"
                     f"?platform={subject.info.platform.replace('/', '%2F')}",
                     "digest": {"sha256": subject.digest.removeprefix("sha256:")},
                 }
@@ -590,7 +599,13 @@ class _Builder:
                 }
             )
         media_type = OCI_INDEX if oci else DOCKER_LIST
-        index = {"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors}
+        index: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "manifests": descriptors,
+        }
+        if spec.index_annotations:
+            index["annotations"] = dict(spec.index_annotations)
         raw = _dumps(index, docker_style=not oci)
         return _Image(spec, media_type, raw, _digest(raw), children + attestations)
 
@@ -791,6 +806,35 @@ def _node() -> list[ImageSpec]:
     ]
 
 
+def _ruby() -> list[ImageSpec]:
+    """library/ruby: one build published as two OCI indexes (with attestations) that share
+    all four child manifests, under six tags; an older build beside it.
+
+    For the pull economy: 9 manifests in all (3 indexes, 6 children) for 7 tags."""
+    layer = LayerSpec(24 * KiB, seed="ruby-runtime")
+
+    def build(
+        tags: tuple[str, ...], name: str, created: str, variant: str | None = None
+    ) -> ImageSpec:
+        return ImageSpec(
+            "library/ruby",
+            tags,
+            "oci-index",
+            (linux("amd64", layer), linux("arm64", layer, variant="v8")),
+            attestations=True,
+            created=created,
+            cmd=("irb",),
+            build_as=name,
+            index_annotations=(("org.opencontainers.image.ref.name", variant),) if variant else (),
+        )
+
+    return [
+        build(("3.3", "3.3.6", "3", "latest"), "3.3.6", "2024-11-05T00:00:00Z"),
+        build(("3.3-bookworm", "bookworm"), "3.3.6", "2024-11-05T00:00:00Z", "bookworm"),
+        build(("3.2",), "3.2.6", "2024-10-30T00:00:00Z"),
+    ]
+
+
 def _default_corpus() -> list[ImageSpec]:
     alpine_base = LayerSpec(192 * KiB, seed="alpine-base", files=3)
     slim_base = LayerSpec(160 * KiB, seed="debian-slim-base", files=2)
@@ -865,6 +909,7 @@ def _default_corpus() -> list[ImageSpec]:
         redis("7.4.1", "2024-10-03T00:00:00Z"),
         redis("7.4.2", "2025-01-06T00:00:00Z"),
         *_node(),
+        *_ruby(),
         ImageSpec(
             "ratelimitpreview/test",
             ("latest",),
