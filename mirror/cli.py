@@ -38,17 +38,18 @@ _verbose = False  # set by each command from its --verbose, read when an error i
 
 
 def error_text(exc: BaseException) -> str:
-    """What an error says, on stderr after `mirror: ` and in a JSON report's `error`: one
-    printable line, with anything that looks like a credential redacted."""
+    """What an error says, in a JSON report's `error` and on stderr (after `mirror: error: `
+    for a MirrorError, `mirror: ` otherwise): one printable line, with anything that looks
+    like a credential redacted."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    message = redact(str(exc), known_secrets(os.environ))
+    message = printable(redact(str(exc), known_secrets(os.environ)), ERROR_LIMIT)
     if isinstance(exc, MirrorError):
-        return "error: " + printable(message, ERROR_LIMIT)
+        return message
     kind = type(exc).__name__
     module = type(exc).__module__.partition(".")[0]
     kind = kind if module == "builtins" else f"{module}.{kind}"
-    said = f"{kind}: {printable(message, ERROR_LIMIT)}" if message.strip() else kind
+    said = f"{kind}: {message}" if message else kind
     return f"internal error: {said} (please report)"
 
 
@@ -60,13 +61,13 @@ def exit_code_of(exc: BaseException) -> int:
 
 def _print_error(exc: BaseException) -> None:
     """The one place an error is printed. An internal error's traceback, under --verbose
-    only, goes through the same redaction (line by line made printable, indent kept)."""
+    only, goes through the same redaction, line by line made printable."""
     if _verbose and not isinstance(exc, MirrorError | KeyboardInterrupt):
         text = redact("".join(traceback.format_exception(exc)), known_secrets(os.environ))
         for line in text.splitlines():
-            indent = line[: len(line) - len(line.lstrip(" "))]
-            print(indent + printable(line, None), file=sys.stderr)
-    print(f"mirror: {error_text(exc)}", file=sys.stderr, flush=True)
+            print(printable(line, None), file=sys.stderr)
+    label = "error: " if isinstance(exc, MirrorError) else ""
+    print(f"mirror: {label}{error_text(exc)}", file=sys.stderr, flush=True)
 
 
 class _Commands(TyperGroup):
@@ -217,7 +218,7 @@ def sync_command(
     except (Exception, KeyboardInterrupt) as exc:  # the run stopped before its report
         if output is OutputFormat.json:
             write_error_json(
-                error_text(exc).removeprefix("error: "),
+                error_text(exc),
                 exit_code_of(exc),
                 dry_run=dry_run,
                 out=sys.stdout,

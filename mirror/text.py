@@ -36,14 +36,16 @@ _SPACES = re.compile(r"\s+")
 
 def printable(text: object, limit: int | None = FIELD_LIMIT) -> str:
     """`text` as one line without control characters, at most `limit` characters long
-    (cut with an ellipsis; None: no cap)."""
-    line = _ESCAPE.sub("", str(text))
+    (cut with an ellipsis; None: no cap). Its leading spaces (an indent) are kept."""
+    text = str(text)
+    indent = " " * (len(text) - len(text.lstrip(" ")))
+    line = _ESCAPE.sub("", text)
     line = "".join(
         " " if char.isspace() else char
         for char in line
         if char.isspace() or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co")
     )
-    line = _SPACES.sub(" ", line).strip()
+    line = indent + _SPACES.sub(" ", line).strip()
     if limit is not None and len(line) > limit:
         line = line[: limit - 1].rstrip() + _ELLIPSIS
     return line

@@ -156,6 +156,7 @@ HOSTILE = (
         ("rtl\u202eevil\u2066", FIELD_LIMIT, "rtlevil"),
         ("[red]markup[/red]", FIELD_LIMIT, "[red]markup[/red]"),  # rich prints it as Text
         ("abcdefgh", 5, "abcd…"),
+        ("  + indented\t line ", FIELD_LIMIT, "  + indented line"),
     ],
 )
 def test_printable(text: str, limit: int, expected: str) -> None:
