@@ -1,20 +1,28 @@
 """The `mirror` command: parse options, call one core function, map errors to exit codes.
 
-Exit codes: 0 done; 1 a failure (an image, the stack); 2 bad input (config, arguments);
-3 nothing failed but work was deferred by Docker Hub's pull budget; 130 interrupted.
-Progress and logs go to stderr; stdout carries only what a command reports.
+Exit codes: 0 done; 1 a failure (an image, the stack), or an internal error (a bug); 2 bad
+input (config, arguments); 3 nothing failed but work was deferred by Docker Hub's pull budget;
+130 interrupted. Progress and logs go to stderr; stdout carries only what a command reports.
+
+Every error of every command ends in `_Commands.invoke`, the one place that prints one: one
+line, through `error_text` (redacted, printable). A `MirrorError` is `mirror: error: ...`;
+any other exception is a bug, `mirror: internal error: <Type>: <message> (please report)`,
+with its (redacted) traceback only under `--verbose`; ^C is `mirror: interrupted`, exit 130.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from mirror import __version__
 from mirror.commands import run_quota, run_sync
@@ -23,10 +31,62 @@ from mirror.errors import MirrorError
 from mirror.plan import Shard
 from mirror.report import log_handler, write_error_json
 from mirror.sync import SyncOptions
+from mirror.text import ERROR_LIMIT, FIELD_LIMIT, known_secrets, printable, redact
+
+INTERRUPTED = 130
+_verbose = False  # set by each command from its --verbose, read when an error is printed
+
+
+def error_text(exc: BaseException) -> str:
+    """What an error says, in a JSON report's `error` and on stderr (after `mirror: error: `
+    for a MirrorError, `mirror: ` otherwise): one printable line, with anything that looks
+    like a credential redacted."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    message = printable(redact(str(exc), known_secrets(os.environ)), ERROR_LIMIT)
+    if isinstance(exc, MirrorError):
+        return message
+    kind = type(exc).__name__
+    module = type(exc).__module__.partition(".")[0]
+    kind = kind if module == "builtins" else f"{module}.{kind}"
+    said = f"{kind}: {message}" if message else kind
+    return f"internal error: {said} (please report)"
+
+
+def exit_code_of(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED
+    return exc.exit_code if isinstance(exc, MirrorError) else 1
+
+
+def _print_error(exc: BaseException) -> None:
+    """The one place an error is printed. An internal error's traceback, under --verbose
+    only, goes through the same redaction, line by line made printable."""
+    if _verbose and not isinstance(exc, MirrorError | KeyboardInterrupt):
+        text = redact("".join(traceback.format_exception(exc)), known_secrets(os.environ))
+        for line in text.splitlines():
+            print(printable(line, None), file=sys.stderr)
+    label = "error: " if isinstance(exc, MirrorError) else ""
+    print(f"mirror: {label}{error_text(exc)}", file=sys.stderr, flush=True)
+
+
+class _Commands(TyperGroup):
+    """Every command runs through `invoke`: its errors become one line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click.Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own: --help, usage errors (exit 2), typer.Exit(code)
+        except (Exception, KeyboardInterrupt) as exc:
+            _print_error(exc)
+            raise typer.Exit(exit_code_of(exc)) from None
+
 
 app = typer.Typer(
     name="mirror",
     help="Keep Docker Hub images mirrored in Amazon ECR.",
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +94,10 @@ app = typer.Typer(
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The config file.", show_default=True)
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Debug logs, and the traceback of an internal error."),
 ]
 
 
@@ -54,8 +118,9 @@ def _main(
 
 
 @app.command()
-def check(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+def check(config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False) -> None:
     """Validate the config file and list the ECR repositories it names."""
+    _logging(verbose)
     loaded = load_config(config)
     for image in loaded.images:
         typer.echo(f"{image.name} -> {image.target_repository}")
@@ -75,6 +140,8 @@ class EngineChoice(StrEnum):
 
 
 def _logging(verbose: bool) -> None:
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         handlers=[log_handler()],
@@ -109,7 +176,7 @@ def sync_command(
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="Report format on stdout.")
     ] = OutputFormat.table,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+    verbose: VerboseOption = False,
     engine: Annotated[
         EngineChoice,
         typer.Option(
@@ -148,9 +215,14 @@ def sync_command(
             platform,
             keep_local,
         )
-    except MirrorError as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # the run stopped before its report
         if output is OutputFormat.json:
-            write_error_json(exc, dry_run=dry_run, out=sys.stdout)
+            write_error_json(
+                error_text(exc),
+                exit_code_of(exc),
+                dry_run=dry_run,
+                out=sys.stdout,
+            )
         raise
     raise typer.Exit(code)
 
@@ -190,9 +262,11 @@ def _sync(
 
 
 @app.command("quota")
-def quota_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+def quota_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
+) -> None:
     """Print Docker Hub's pull limit and what is left, without spending a pull."""
-    _logging(False)
+    _logging(verbose)
     raise typer.Exit(run_quota(config))
 
 
@@ -201,20 +275,25 @@ def quota_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A progress line; stack events quote CloudFormation's reasons: made printable."""
+    print(printable(line, ERROR_LIMIT), file=sys.stderr, flush=True)
 
 
 def _report(summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal; aligned plain lines otherwise (logs, scripts)."""
+    """A rich table on a terminal; aligned plain lines otherwise (logs, scripts). Cells
+    come from AWS: made printable, and shown as `Text` (no markup)."""
+    summary = printable(summary, ERROR_LIMIT)
+    rows = [[printable(cell, FIELD_LIMIT) for cell in row] for row in rows]
     if sys.stdout.isatty() and rows:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=summary, title_justify="left")
+        table = Table(title=Text(summary), title_justify="left")
         for header in headers:
             table.add_column(header, overflow="fold")  # URIs whole, wrapped if need be
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         Console().print(table)
         return
     typer.echo(summary)
@@ -224,10 +303,13 @@ def _report(summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]])
 
 
 @app.command("template")
-def template_command(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+def template_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
+) -> None:
     """Print the CloudFormation template `ensure-repo` deploys (deployable by hand too)."""
     from mirror.template import render_yaml
 
+    _logging(verbose)
     typer.echo(render_yaml(load_config(config)), nl=False)
 
 
@@ -237,10 +319,12 @@ def ensure_repo_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
     ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Create or update the stack of ECR repositories, showing its changes first."""
     from mirror.stack import ensure_stack
 
+    _logging(verbose)
     outcome = ensure_stack(load_config(config), dry_run=dry_run, progress=_say)
     _report(outcome.summary(), *outcome.rows())
 
@@ -249,11 +333,13 @@ def ensure_repo_command(
 def delete_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Delete the stack; its repositories stay in ECR with their images."""
     from mirror.errors import ConfigError
     from mirror.stack import DeletePlan, delete_stack
 
+    _logging(verbose)
     if not yes and not sys.stdin.isatty():
         raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
 
@@ -285,11 +371,12 @@ def login_command(
             help="Only write the docker config (no Docker engine needed, e.g. for kaniko).",
         ),
     ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Log the Docker engine and the docker config into ECR with a fresh token."""
     from mirror.engine_docker import run_login
 
-    _logging(False)
+    _logging(verbose)
     raise typer.Exit(run_login(config, config_only=config_only))
 
 
@@ -300,11 +387,12 @@ def uri_command(
     digest: Annotated[
         bool, typer.Option("--digest", help="Pin by digest (a HEAD on ECR resolves it).")
     ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Print the ECR reference that mirrors a Docker Hub reference."""
     from mirror.engine_docker import run_uri
 
-    _logging(False)
+    _logging(verbose)
     raise typer.Exit(run_uri(config, image, digest=digest))
 
 
@@ -312,12 +400,10 @@ def uri_command(
 
 
 def main() -> None:
-    """Entry point: run the app, turning MirrorError into one line on stderr and an exit code."""
+    """Entry point. Errors inside a command are printed by `_Commands.invoke`; this catches
+    what escapes typer itself (^C while it parses, a fault in option handling)."""
     try:
         app()  # handles --help, usage errors (exit 2) and typer.Exit itself
-    except MirrorError as exc:
-        print(f"mirror: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("mirror: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (Exception, KeyboardInterrupt) as exc:
+        _print_error(exc)
+        sys.exit(exit_code_of(exc))

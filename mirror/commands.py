@@ -21,6 +21,7 @@ from mirror.registry.auth import StaticCredentials
 from mirror.registry.retry import RetryPolicy
 from mirror.report import StderrProgress, write_json, write_table
 from mirror.sync import SyncOptions, open_registries, quota, sync
+from mirror.text import printable
 
 if TYPE_CHECKING:
     from mirror.engine_docker import DockerOptions
@@ -119,6 +120,6 @@ def run_quota(config_path: Path, out: TextIO = sys.stdout) -> int:
         window = f"{ratelimit.window_seconds}s" if ratelimit.window_seconds else "unknown"
         out.write(
             f"limit: {ratelimit.limit}\nremaining: {ratelimit.remaining}\n"
-            f"window: {window}\nsource: {ratelimit.source or 'unknown'}\n"
+            f"window: {window}\nsource: {printable(ratelimit.source or 'unknown')}\n"
         )
     return 0

@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ __all__ = [
     "FoundCredentials",
     "docker_config_path",
     "find_source_credentials",
+    "helper_environment",
+    "run_helper",
 ]
 
 ENV_USERNAME = "DOCKERHUB_USERNAME"
@@ -49,6 +52,14 @@ ENV_TOKEN = "DOCKERHUB_TOKEN"
 HUB_SERVER_URL = "https://index.docker.io/v1/"  # the key Docker stores Docker Hub's login under
 HELPER_TIMEOUT = 30.0  # seconds; a helper may wait for a keyring to unlock
 _NOT_FOUND = "credentials not found in native keychain"
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # desktop, ecr-login, desktop.exe
+# What a credential helper may need from the environment (its PATH, its keyring or password
+# store, a locale); nothing else: never the AWS keys or the Docker Hub token.
+_HELPER_VARIABLES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "DOCKER_CONFIG", "DISPLAY"}
+    | {"WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "GNUPGHOME", "GPG_TTY", "PASSWORD_STORE_DIR"}
+)
+_HELPER_PREFIXES = ("XDG_", "LC_")
 _IDENTITY_TOKEN_USER = "<token>"  # a helper's Username when its Secret is an identity token
 
 
@@ -284,42 +295,67 @@ def _decode_auth(auth: Any, where: str) -> Credentials:
     return Credentials(username, password)
 
 
-def _ask_helper(
-    helper: str, urls: list[str], env: Mapping[str, str], timeout: float
-) -> Credentials | None:
-    """The first of `urls` the helper knows; None when it knows none or is not installed."""
-    if not helper or "/" in helper or os.sep in helper:
+def helper_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The few variables of `env` a credential helper gets (see `_HELPER_VARIABLES`)."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name in _HELPER_VARIABLES or name.startswith(_HELPER_PREFIXES)
+    }
+
+
+def run_helper(
+    helper: str, action: str, stdin: str, env: Mapping[str, str], timeout: float, *, about: str
+) -> subprocess.CompletedProcess[bytes] | None:
+    """Run `docker-credential-<helper> <action>` (`get`, `store`) with `stdin`, in the
+    helper's environment; None when the helper is not installed. `about` (a URL or host)
+    names the call in messages. Its stdin and output hold secrets: no message quotes them."""
+    if not isinstance(helper, str) or not _HELPER_NAME.fullmatch(helper):
         raise CredentialsError(f"{helper!r} is not a credential helper name")
     program = f"docker-credential-{helper}"
     executable = shutil.which(program, path=env.get("PATH", os.defpath))
     if executable is None:
-        return None  # e.g. a config copied from Docker Desktop: try the next source
-    for url in urls:
-        credentials = _helper_get(program, executable, url, env, timeout)
-        if credentials is not None:
-            return credentials
-    return None
-
-
-def _helper_get(
-    program: str, executable: str, url: str, env: Mapping[str, str], timeout: float
-) -> Credentials | None:
-    """Run `<program> get` with `url` on stdin. Its output is a secret: no message quotes it."""
+        return None
     try:
-        done = subprocess.run(
-            [executable, "get"],
-            input=url.encode(),
+        return subprocess.run(
+            [executable, action],
+            input=stdin.encode(),
             capture_output=True,
             timeout=timeout,
-            env=dict(env),
+            env=helper_environment(env),
             check=False,
         )
     except FileNotFoundError:
         return None
     except subprocess.TimeoutExpired:  # it carries the output read so far
-        raise CredentialsError(f"{program} get {url}: no answer after {timeout:g}s") from None
+        raise CredentialsError(
+            f"{program} {action} {about}: no answer after {timeout:g}s"
+        ) from None
     except OSError as exc:
-        raise CredentialsError(f"{program} get {url}: cannot run it: {exc.strerror}") from None
+        raise CredentialsError(
+            f"{program} {action} {about}: cannot run it: {exc.strerror}"
+        ) from None
+
+
+def _ask_helper(
+    helper: str, urls: list[str], env: Mapping[str, str], timeout: float
+) -> Credentials | None:
+    """The first of `urls` the helper knows; None when it knows none or is not installed
+    (e.g. a config copied from Docker Desktop: try the next source)."""
+    for url in urls:
+        done = run_helper(helper, "get", url, env, timeout, about=url)
+        if done is None:
+            return None
+        credentials = _helper_answer(f"docker-credential-{helper}", url, done)
+        if credentials is not None:
+            return credentials
+    return None
+
+
+def _helper_answer(
+    program: str, url: str, done: subprocess.CompletedProcess[bytes]
+) -> Credentials | None:
+    """What `<program> get` answered for `url`. Its output is a secret: no message quotes it."""
     if done.returncode != 0:
         said = (done.stdout + done.stderr).decode("utf-8", "replace")
         if _NOT_FOUND in said:

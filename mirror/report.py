@@ -2,6 +2,10 @@
 
 stdout carries only the report (so `mirror sync --output json > report.json` is always valid
 JSON); progress and logs go to stderr: rich bars on a terminal, plain lines in CI.
+
+Names, tags and messages come from registries and AWS: every one is shown through
+`mirror.text.printable` (no control characters, capped), and rich prints it as `Text`, so
+that markup in it (`[red]`, `[link=...]`) is shown as written, never interpreted.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from mirror.errors import MirrorError
 from mirror.plan import Action
 from mirror.sync import SyncReport, TagResult
+from mirror.text import ERROR_LIMIT, printable
 
 REPORT_VERSION = 1
 
@@ -35,14 +40,23 @@ REPORT_VERSION = 1
 STDERR = Console(stderr=True, highlight=False)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Each log message as one printable line: log lines quote registries' messages."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record), ERROR_LIMIT)
+
+
 def log_handler() -> logging.Handler:
     """Logs to stderr: through the shared console on a terminal, plain lines otherwise."""
+    handler: logging.Handler
     if STDERR.is_terminal:
-        return RichHandler(
+        handler = RichHandler(
             console=STDERR, show_time=False, show_level=False, show_path=False, markup=False
         )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("%(message)s"))
     return handler
 
 
@@ -112,11 +126,12 @@ def write_json(report: SyncReport, out: TextIO) -> None:
     out.write("\n")
 
 
-def write_error_json(error: MirrorError, *, dry_run: bool, out: TextIO) -> None:
+def write_error_json(error: str, exit_code: int, *, dry_run: bool, out: TextIO) -> None:
     """A run that stopped early still leaves one JSON document on stdout, so that
-    `mirror sync --output json > report.json` always yields valid JSON."""
-    document = report_document(SyncReport(dry_run=dry_run), error=str(error))
-    document["exit_code"] = error.exit_code
+    `mirror sync --output json > report.json` always yields valid JSON. `error` is the line
+    printed on stderr (already made printable and redacted by the CLI)."""
+    document = report_document(SyncReport(dry_run=dry_run), error=error)
+    document["exit_code"] = exit_code
     json.dump(document, out, indent=2)
     out.write("\n")
 
@@ -141,19 +156,19 @@ def write_table(report: SyncReport, out: TextIO) -> None:
             table.add_column(column)
         for r in report.results:
             table.add_row(
-                r.source_ref,
+                Text(printable(r.source_ref)),
                 r.action.value,
                 _pulls(r),
                 _size(r.bytes),
-                r.error or (r.digest or "")[:19],
+                Text(printable(r.error or (r.digest or "")[:19])),
             )
         console.print(table)
     else:
         for r in report.results:
-            detail = r.error or r.digest or ""
+            detail = printable(r.error or r.digest or "")
             out.write(
-                f"{r.action.value:<10} {r.source_ref} -> {r.target_ref}  pulls={_pulls(r)}"
-                f" bytes={r.bytes} {detail}\n"
+                f"{r.action.value:<10} {printable(r.source_ref)} -> {printable(r.target_ref)}"
+                f"  pulls={_pulls(r)} bytes={r.bytes} {detail}\n"
             )
     summary = (
         f"copied {totals['copied']}, up to date {totals['up_to_date']}, "
@@ -206,7 +221,7 @@ class StderrProgress:
         self._bars: Progress | None = None
         if self.live:
             self._bars = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
@@ -229,7 +244,7 @@ class StderrProgress:
         with self._lock:
             task = self._tasks.get(image)
             if task is None:
-                task = self._tasks[image] = bars.add_task(image, total=None)
+                task = self._tasks[image] = bars.add_task(printable(image), total=None)
             return task
 
     def expect(self, image: str, size: int) -> None:
@@ -252,7 +267,7 @@ class StderrProgress:
         if result.action in (Action.WOULD_COPY, Action.UP_TO_DATE):
             return  # nothing moved: the plan line counted them, the report lists them
         detail = (
-            f" ({result.error})"
+            f" ({printable(result.error)})"
             if result.error
             else (
                 f" ({_size(result.bytes)}, {result.pulls} pulls, {result.seconds:.1f}s)"
@@ -260,7 +275,7 @@ class StderrProgress:
                 else ""
             )
         )
-        line = f"{result.action.value}: {result.source_ref}{detail}"
+        line = f"{result.action.value}: {printable(result.source_ref)}{detail}"
         if self._bars:
             self._bars.console.print(line, highlight=False, markup=False)
         else:

@@ -306,3 +306,105 @@ def test_untagged_expiry_null_leaves_the_lifecycle_rule_out() -> None:
     (repository,) = template["Resources"].values()
     assert "LifecyclePolicy" not in repository["Properties"]
     assert "LifecyclePolicy" in next(iter(resources(make_config(["a"])).values()))["Properties"]
+
+
+# --- least privilege: no `*` action, no `*` resource ------------------------------------------
+
+# Actions IAM grants only on Resource "*" (they name no resource).
+RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken"}
+
+
+def _statements(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every policy statement in a template, with where it is (through `Fn::If` and all)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        statements = node.get("Statement")
+        if statements is not None:
+            items = statements if isinstance(statements, list) else [statements]
+            found += [(f"{where}.Statement[{i}]", s) for i, s in enumerate(items)]
+        for key, value in node.items():
+            if key != "Statement":
+                found += _statements(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _statements(value, f"{where}[{i}]")
+    return found
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def overbroad(template: dict[str, Any]) -> list[str]:
+    """What a template's Allow statements grant beyond least privilege, one line each: a
+    `*` action, a service-wide action (`ecr:*`) on every resource, an action other than the
+    resource-less ones on `*`, NotAction / NotResource, `*` principals without a condition."""
+    problems = []
+    for where, statement in _statements(template):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [a for a in _listed(statement.get("Action", [])) if isinstance(a, str)]
+        resources = _listed(statement.get("Resource", []))
+        every_resource = "*" in resources
+        said = json.dumps(statement, sort_keys=True)
+        if "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{where}: NotAction/NotResource grants too much: {said}")
+        if "*" in actions:
+            problems.append(f"{where}: Action '*': {said}")
+        if every_resource and any(a.endswith(":*") for a in actions):
+            problems.append(f"{where}: a service-wide action on Resource '*': {said}")
+        elif every_resource and set(actions) - RESOURCELESS_ACTIONS:
+            problems.append(f"{where}: Resource '*' for resource-scoped actions: {said}")
+        principal = statement.get("Principal")
+        if principal in ("*", {"AWS": "*"}) and "Condition" not in statement:
+            problems.append(f"{where}: Principal '*' without a condition: {said}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:ecr:*:1:repository/x"},
+        {"Effect": "Allow", "Action": ["ecr:*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ecr:PutImage", "Resource": ["*"]},
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:ecr:*:1:repository/x"},
+        {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"},
+    ],
+)
+def test_the_least_privilege_check_catches_overbroad_statements(statement: dict[str, Any]) -> None:
+    """The check below can fail: each of these is reported, naming the statement."""
+    template = {"Resources": {"R": {"Properties": {"PolicyDocument": {"Statement": [statement]}}}}}
+    (problem,) = overbroad(template)
+    assert problem.startswith(".Resources.R.Properties.PolicyDocument.Statement[0]: ")
+    assert json.dumps(statement, sort_keys=True) in problem
+
+
+def test_the_least_privilege_check_accepts_scoped_statements() -> None:
+    fine = [
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": "arn:aws:ecr:*:1:repository/x"},
+        {"Effect": "Deny", "Action": "*", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "ecr:BatchGetImage",
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}},
+        },
+    ]
+    assert overbroad({"Statement": fine}) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((REPO / "cfn").glob("*.y*ml")), REPO / "config" / "images.yaml"],
+    ids=lambda path: path.name,
+)
+def test_no_policy_in_cfn_or_the_rendered_config_grants_a_wildcard(path: Path) -> None:
+    """Every template in cfn/, and the one `mirror template` renders from the shipped
+    config, grants no `*` action and no `*` resource."""
+    if path.parent.name == "cfn":
+        template = load_template(path.read_text())
+    else:
+        template = render(load_config(path))
+    assert _statements(template), f"{path}: no policy statement found: the check saw nothing"
+    assert overbroad(template) == []
