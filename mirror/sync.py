@@ -15,6 +15,7 @@ the rest is reported as deferred, for the next run.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from mirror.registry.auth import CredentialsProvider
 from mirror.registry.client import RateLimit, RegistryClient, new_http_client
 from mirror.registry.errors import QuotaExhaustedError, RegistryError
 from mirror.registry.retry import RetryPolicy
+from mirror.text import known_secrets, redact
 from mirror.versions import select_tags
 
 log = logging.getLogger("mirror.sync")
@@ -59,6 +61,17 @@ QUOTA_CHECK_REPOSITORY = "ratelimitpreview/test"
 
 # What one image's failure may be: reported on that image, never stopping the run.
 IMAGE_FAILURES = (MirrorError, ManifestError, CopyError, httpx.HTTPError)
+
+
+def failure_text(exc: Exception) -> str:
+    """What an image's failure says: the error's own words, or, for an error nothing
+    expected (a bug, or a registry answer of a shape nobody foresaw), its type too, with
+    anything that looks like a credential redacted (httpx quotes header values)."""
+    if isinstance(exc, IMAGE_FAILURES):
+        return str(exc)
+    log.debug("unexpected error", exc_info=True)
+    said = redact(str(exc), known_secrets(os.environ))
+    return f"internal error: {type(exc).__name__}: {said} (please report)"
 
 
 @dataclass(frozen=True)
@@ -161,8 +174,10 @@ def plan_sync(
             return []
         try:
             tags = retry.call(lambda: resolve_tags(source, image))
-        except IMAGE_FAILURES as exc:  # every shard: none can tell which tags it owns
-            return [PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {exc}")]
+        except Exception as exc:  # every shard: none can tell which tags it owns
+            return [
+                PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {failure_text(exc)}")
+            ]
         if not tags:  # one shard reports it
             if shard is None or shard.owns(image.target_repository, "*"):
                 return [PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")]
@@ -193,8 +208,8 @@ def plan_sync(
                 planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
                 return
             find_in_target(planned)
-        except IMAGE_FAILURES as exc:
-            planned.action, planned.error = Action.FAILED, str(exc)
+        except Exception as exc:  # that tag's failure, whatever it is
+            planned.action, planned.error = Action.FAILED, failure_text(exc)
 
     def find_in_target(planned: PlannedTag) -> None:
         """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free)."""
@@ -222,8 +237,8 @@ def plan_sync(
         """A copy into a repository ECR does not have would spend pulls, then fail."""
         try:
             missing = retry.call(lambda: copier.target.repository_missing(repository))
-        except IMAGE_FAILURES as exc:
-            problem: str | None = f"checking the ECR repository: {exc}"
+        except Exception as exc:  # those images' failure, whatever it is
+            problem: str | None = f"checking the ECR repository: {failure_text(exc)}"
         else:
             problem = None if missing is None else f"{missing}; run `mirror ensure-repo` first"
         for planned in pairs:
@@ -307,13 +322,8 @@ def execute(
             copier.budget.exhausted()
             result.action, result.error = Action.DEFERRED, str(exc)
             outcome = spent_before_failing(exc)
-        except IMAGE_FAILURES as exc:
-            result.action, result.error = Action.FAILED, str(exc)
-            outcome = spent_before_failing(exc)
-        except Exception as exc:  # a bug, or a registry answer nothing expected: this image's
-            log.debug("%s: unexpected error", planned.label, exc_info=True)
-            result.action = Action.FAILED
-            result.error = f"internal error: {type(exc).__name__}: {exc} (please report)"
+        except Exception as exc:  # that image's failure, whatever it is
+            result.action, result.error = Action.FAILED, failure_text(exc)
             outcome = spent_before_failing(exc)
         result.seconds = round(time.monotonic() - started, 3)
         result.bytes, result.pulls = outcome.bytes, outcome.pulls
@@ -335,8 +345,8 @@ def execute(
             )
             write_tag(registries.target, retry, repository, planned.tag, manifest)
             result.action, result.digest = Action.COPIED, manifest.digest
-        except IMAGE_FAILURES as exc:
-            result.action, result.error = Action.FAILED, str(exc)
+        except Exception as exc:  # that tag's failure, whatever it is
+            result.action, result.error = Action.FAILED, failure_text(exc)
         result.seconds = round(time.monotonic() - started, 3)
         return result
 

@@ -609,3 +609,26 @@ def test_a_bad_config_is_exit_2_with_one_line(mirror: Mirror) -> None:
     assert run.stderr.count("\n") == 1 and "images" in run.stderr
     table = mirror.run("sync", "--no-ensure-repo", "-c", str(mirror.config_path))
     assert table.code == 2 and table.stdout == ""  # the table format prints no report
+
+
+def test_an_answer_of_a_shape_nobody_expected_fails_that_image_only(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    front = mirror.world.hub_front
+    original = front._tags
+
+    def tags(h: Any, name: str) -> None:
+        if name == "library/busybox":  # a tag list that is not a JSON object
+            h.send_json(200, ["1.36", "latest"])
+            return
+        original(h, name)
+
+    monkeypatch.setattr(front, "_tags", tags)
+    mirror.config([ALPINE, {"image": "busybox", "tags": {"match": "^1"}}])
+    run = mirror.sync()
+    assert run.code == 1, run
+    assert "Traceback" not in run.stderr
+    report = run.report
+    assert by_action(report, "copied") == {"library/alpine:3.19", "library/alpine:3.20"}
+    failed = run.by_tag()["library/busybox:*"]
+    assert failed["action"] == "failed" and failed["error"].startswith("listing tags: ")
