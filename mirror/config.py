@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,7 +58,7 @@ DEFAULT_CONFIG_PATH = Path("config/images.yaml")
 DOCKER_HUB_URL = "https://registry-1.docker.io"
 
 # Bounds on the document (see the module docstring); a real config is a few KiB, 5 levels deep.
-MAX_CONFIG_BYTES = 64 * 1024  # pure-Python YAML parses this much in well under a second
+MAX_CONFIG_BYTES = 64 * 1024  # read in well under a second, even by pure-Python PyYAML
 MAX_VALUES = 20_000  # scalars, lists and mappings, counted once per alias that repeats them
 MAX_DEPTH = 20  # nested lists and mappings, aliases expanded
 
@@ -401,10 +401,7 @@ Path_ = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
 _TOO_LARGE = f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB, the most mirror reads"
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep, the most mirror reads"
-_TOO_MANY = (
-    f"more than {MAX_VALUES:,} values once aliases are expanded, the most mirror reads"
-    " (an alias bomb?)"
-)
+_TOO_MANY = f"more than {MAX_VALUES:,} values once aliases are expanded, the most mirror reads"
 
 
 class _Refused(Exception):
@@ -417,17 +414,23 @@ class _Refused(Exception):
         self.problem = problem
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing what composing alone can see: nesting deeper than
-    MAX_DEPTH (its composer recurses once per level) and explicit tags (`!!int x`,
-    `!!timestamp x` make its constructors fail with arbitrary exceptions)."""
+class _Bounds(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """PyYAML's safe composing and constructing, refusing what composing alone can see:
+    nesting deeper than MAX_DEPTH (the composer recurses once per level) and explicit tags
+    (`!!int x`, `!!timestamp x` make the constructors fail with arbitrary exceptions).
+    A parser (libyaml's, else PyYAML's own) supplies the events."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
+    peek_event: Callable[[], yaml.Event]  # from the parser
+    dispose: Callable[[], None]
+
+    def __init__(self) -> None:
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         self._path: list[str | int | None] = []  # to the node being composed; None: a key
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         self._path.append(index if isinstance(index, int) else _key_text(index))
         try:
             if len(self._path) > MAX_DEPTH:
@@ -455,9 +458,32 @@ class _BoundedLoader(yaml.SafeLoader):
             ) from None
 
 
-_BoundedLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", _BoundedLoader.construct_yaml_timestamp
+_Bounds.add_constructor(  # the stubs know only PyYAML's own loader classes
+    "tag:yaml.org,2002:timestamp",
+    _Bounds.construct_yaml_timestamp,  # type: ignore[type-var]
 )
+
+
+class _PythonLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _Bounds):
+    def __init__(self, text: str) -> None:
+        yaml.reader.Reader.__init__(self, text)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _Bounds.__init__(self)
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _LibyamlLoader(_Bounds, CParser):  # _Bounds first: its composer, not libyaml's
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _Bounds.__init__(self)
+
+
+def _new_loader(text: str) -> _Bounds:
+    """libyaml's parser when PyYAML has it (three times faster), else PyYAML's own."""
+    return _LibyamlLoader(text) if yaml.__with_libyaml__ else _PythonLoader(text)
 
 
 def _key_text(node: yaml.Node | None) -> str | None:
@@ -510,7 +536,7 @@ class _Walk:
 
 def _read_document(text: str) -> tuple[Any, dict[Path_, int]]:
     """The document's data and the line of each value; raises _Refused or yaml.YAMLError."""
-    loader = _BoundedLoader(text)
+    loader = _new_loader(text)
     try:
         root = loader.get_single_node()
         if root is None:

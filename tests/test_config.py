@@ -10,9 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mirror.config as config_module
 from mirror.config import (
     MAX_CONFIG_BYTES,
     MAX_DEPTH,
@@ -285,9 +287,20 @@ BAD_CASES = [
 ]
 
 
+@pytest.fixture(params=["libyaml", "python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each YAML parser the loader may stand on: libyaml's when PyYAML has it, PyYAML's own."""
+    if request.param == "python":
+        monkeypatch.setattr(config_module, "_new_loader", config_module._PythonLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("document", "expected"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
 )
+@pytest.mark.usefixtures("parser")
 def test_bad_input_is_one_clear_line(document: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(document, "f.yaml")
@@ -373,13 +386,14 @@ def refused(document: str) -> str:
     return message
 
 
+@pytest.mark.usefixtures("parser")
 def test_an_alias_bomb_of_300_bytes_is_refused_naming_where_it_grew() -> None:
     bomb = alias_bomb(9, 9)  # 9^9 = 387 million values once expanded
     assert len(bomb) < 400
     message = refused("version: 1\n" + bomb + VALID_TAIL)
     assert re.fullmatch(
         r"f\.yaml: [a-i](\[\d\])+ \(line \d+\): more than 20,000 values once aliases are"
-        r" expanded, the most mirror reads \(an alias bomb\?\)",
+        r" expanded, the most mirror reads",
         message,
     ), message
 
@@ -393,6 +407,7 @@ def test_an_alias_bomb_of_300_bytes_is_refused_naming_where_it_grew() -> None:
         ("version: 1\na: &x [&y [*x]]\nb: *y\n", "a[0][0] (line 2)"),
     ],
 )
+@pytest.mark.usefixtures("parser")
 def test_an_alias_inside_its_own_anchor_is_refused(document: str, where: str) -> None:
     assert refused(document + VALID_TAIL) == (
         f"f.yaml: {where}: an alias refers to a list or mapping that contains it"
@@ -403,6 +418,7 @@ def nested(levels: int) -> str:
     return "[" * levels + "1" + "]" * levels
 
 
+@pytest.mark.usefixtures("parser")
 def test_nesting_is_read_to_the_limit_and_refused_beyond() -> None:
     # `x:`'s value is at depth 2 of the document, the scalar inside n lists at depth n + 2
     within = MAX_DEPTH - 2
@@ -414,16 +430,18 @@ def test_nesting_is_read_to_the_limit_and_refused_beyond() -> None:
         f"(line 2): nested more than {MAX_DEPTH} levels deep, the most mirror reads"
     )
     assert deeper.startswith("f.yaml: x[0][0]")
-    # far deeper than the parser's own recursion could go
-    assert "nested more than" in refused(f"version: 1\nx: {nested(30_000)}\n" + VALID_TAIL)
+    # far deeper than PyYAML's composer could recurse, or than libyaml's own bound (1,000)
+    assert "nest" in refused(f"version: 1\nx: {nested(30_000)}\n" + VALID_TAIL)
 
 
+@pytest.mark.usefixtures("parser")
 def test_nesting_through_aliases_counts_as_deep() -> None:
     ten = nested(10).replace("1", "{}")
     document = f"a: &a {ten}\nb: &b {ten.replace('{}', '*a')}\nc: {ten.replace('{}', '*b')}\n"
     assert "nested more than 20 levels deep" in refused("version: 1\n" + document + VALID_TAIL)
 
 
+@pytest.mark.usefixtures("parser")
 def test_explicit_tags_are_refused_except_str() -> None:
     assert refused("version: !!int 1\n" + VALID_TAIL) == (
         "f.yaml: version (line 1): the YAML tag '!!int' is not accepted; write a plain value"
@@ -435,6 +453,7 @@ def test_explicit_tags_are_refused_except_str() -> None:
     assert config.images[0].tags == ("3.10",)
 
 
+@pytest.mark.usefixtures("parser")
 def test_a_date_that_is_no_date_is_one_line() -> None:
     assert refused("version: 1\nimages: [{image: a, tags: [2024-02-30]}]\n") == (
         "f.yaml (line 2, column 28): malformed YAML: '2024-02-30' is not a date;"
@@ -459,6 +478,7 @@ images:
 """
 
 
+@pytest.mark.usefixtures("parser")
 def test_anchors_aliases_and_merge_keys_work() -> None:
     python, pypy, node, ruby = parse_config(ANCHORS).images
     slim = TagSelector(match="-slim$", semver=None, latest=2, exclude=None)
@@ -512,6 +532,7 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     ("key", "shown"),
     [("a\nb", "['a\\nb']"), ("k" * 100, "['" + "k" * 40 + "...']"), ("x y", "['x y']")],
 )
+@pytest.mark.usefixtures("parser")
 def test_a_key_that_is_no_plain_name_is_quoted_on_one_line(key: str, shown: str) -> None:
     document = f"version: 1\nsource: {{{json.dumps(key)}: 1}}\n" + VALID_TAIL
     assert refused(document) == f"f.yaml: source{shown} (line 2): unknown key"
