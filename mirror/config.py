@@ -306,7 +306,7 @@ def _registry_url(value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r}: expected a host or an http(s):// URL")
-        if parts.query or parts.fragment or "?" in value or "#" in value:
+        if "?" in value or "#" in value:
             raise ValueError(f"{value!r}: a registry URL has no query or fragment")
         if parts.port == 0:  # reading the port also refuses one that is no number to 65535
             raise ValueError(f"{value!r}: port 0 is no registry's port")
@@ -337,7 +337,7 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def is_docker_hub(url: str) -> bool:
+def _is_docker_hub(url: str) -> bool:
     """Is this registry URL Docker Hub's (https, one of its host names, the default port)?"""
     parts = urlsplit(url)
     return (
@@ -350,7 +350,7 @@ def is_docker_hub(url: str) -> bool:
 def sends_docker_hub_credentials(source_url: str, use_docker_hub_credentials: bool) -> bool:
     """The one rule for Docker Hub's credentials (`DOCKERHUB_*`, `source.credentials_secret`):
     they go to Docker Hub, and to another source only when the file says so."""
-    return use_docker_hub_credentials or is_docker_hub(source_url)
+    return use_docker_hub_credentials or _is_docker_hub(source_url)
 
 
 def _resolve(model: ConfigFile, path: str) -> Config:
@@ -381,7 +381,7 @@ def _resolve(model: ConfigFile, path: str) -> Config:
         path=path,
         source_registry=model.source.registry,
         source_url=source_url,
-        source_is_docker_hub=is_docker_hub(source_url),
+        source_is_docker_hub=_is_docker_hub(source_url),
         docker_hub_credentials=sends_docker_hub_credentials(
             source_url, model.source.use_docker_hub_credentials
         ),
@@ -550,7 +550,7 @@ def _read_document(text: str) -> tuple[Any, dict[Path_, int]]:
 
 # --- turning YAML and validation problems into one-line errors --------------------------
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
 def _dotted(path: Path_) -> str:
@@ -559,7 +559,7 @@ def _dotted(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _PLAIN_KEY.match(part):
+        elif _PLAIN_KEY.fullmatch(part):
             text += f".{part}" if text else part
         else:
             text += f"[{part[:40] + ('...' if len(part) > 40 else '')!r}]"

@@ -530,7 +530,12 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "shown"),
-    [("a\nb", "['a\\nb']"), ("k" * 100, "['" + "k" * 40 + "...']"), ("x y", "['x y']")],
+    [
+        ("a\nb", "['a\\nb']"),
+        ("ab\n", "['ab\\n']"),  # a regex `$` would let the line break through
+        ("k" * 100, "['" + "k" * 40 + "...']"),
+        ("x y", "['x y']"),
+    ],
 )
 @pytest.mark.usefixtures("parser")
 def test_a_key_that_is_no_plain_name_is_quoted_on_one_line(key: str, shown: str) -> None:
