@@ -8,6 +8,10 @@
    `{"username": ..., "token": ...}`.
 4. Otherwise none: anonymous pulls.
 
+1 and 3 are Docker Hub's credentials: they are used only when `config.docker_hub_credentials`
+says they may go to the source (see `mirror.config.sends_docker_hub_credentials`). 2 is looked
+up by the source's own host, as Docker does, so it never hands one registry's login to another.
+
 Inputs are injected (`environ`, `home`) so that the lookup is testable without touching the
 machine's files. Secrets never appear in messages, reprs or tracebacks: every error raised
 here is one line naming the variable, file, helper or secret concerned, and is raised
@@ -91,9 +95,7 @@ class _Registry:
 
     @classmethod
     def of(cls, config: Config) -> _Registry:
-        host = _host_of(config.source_url)
-        hub = host in DOCKER_HUB_ALIASES or host.removesuffix(":443") in DOCKER_HUB_ALIASES
-        return cls(host, hub)
+        return cls(_host_of(config.source_url), config.source_is_docker_hub)
 
     @property
     def display(self) -> str:
@@ -139,7 +141,8 @@ def find_source_credentials(
     env: Mapping[str, str] = os.environ if environ is None else environ
     registry = _Registry.of(config)
 
-    credentials = _from_environment(env)
+    hub_credentials = config.docker_hub_credentials
+    credentials = _from_environment(env) if hub_credentials else None
     if credentials is not None:
         return FoundCredentials(credentials, "environment", registry.display)
 
@@ -149,13 +152,16 @@ def find_source_credentials(
         credentials, origin = found
         return FoundCredentials(credentials, origin, registry.display)
 
-    if config.credentials_secret:
+    if config.credentials_secret and hub_credentials:
         credentials = _from_secret(config.credentials_secret, config.region)
         return FoundCredentials(
             credentials, f"secret {config.credentials_secret}", registry.display
         )
 
-    return FoundCredentials(None, "anonymous", registry.display)
+    origin = "anonymous"
+    if not hub_credentials and (env.get(ENV_USERNAME) or env.get(ENV_TOKEN)):
+        origin += f" ({ENV_USERNAME} is for Docker Hub; see source.use_docker_hub_credentials)"
+    return FoundCredentials(None, origin, registry.display)
 
 
 # --- 1. the environment -----------------------------------------------------------------

@@ -106,7 +106,7 @@ def hub_repository(path: str) -> str:
 
 def validate_repository(path: str) -> str:
     """Check a repository path against the distribution grammar; return it unchanged."""
-    if not _REPOSITORY_RE.match(path):
+    if not _REPOSITORY_RE.fullmatch(path):
         raise InvalidReference(
             f"invalid repository name {path!r}: use lowercase letters, digits and . _ -"
             " separators, components joined by /"
@@ -117,7 +117,7 @@ def validate_repository(path: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG_RE.match(tag):
+    if not _TAG_RE.fullmatch(tag):
         raise InvalidReference(
             f"invalid tag {tag!r}: up to 128 of letters, digits, _ . -, not starting with . or -"
         )
@@ -136,7 +136,7 @@ def parse_reference(text: str, *, implied_library: bool = True) -> ImageRef:
     digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise InvalidReference(
                 f"invalid digest {digest!r} in {text!r}: expected sha256:<64 hex>"
             )
@@ -161,7 +161,7 @@ def ecr_repository_name(prefix: str, repository: str) -> str:
     name = name.lower()
     if not 2 <= len(name) <= 256:
         raise InvalidReference(f"ECR repository name {name!r} must be 2 to 256 characters")
-    if not _ECR_NAME_RE.match(name):
+    if not _ECR_NAME_RE.fullmatch(name):
         raise InvalidReference(f"{name!r} is not a valid ECR repository name")
     return name
 
@@ -186,7 +186,7 @@ class Platform:
 
 def parse_platform(text: str) -> Platform:
     """Parse `os/arch[/variant]`, e.g. `linux/arm64/v8`, checking the os and arch are known."""
-    match = _PLATFORM_RE.match(text.strip())
+    match = _PLATFORM_RE.fullmatch(text.strip())
     if not match:
         raise InvalidReference(f"invalid platform {text!r}: expected os/arch[/variant]")
     os_name, arch, variant = match.groups()

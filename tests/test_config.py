@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mirror.config import TagSelector, load_config, parse_config
+import mirror.config as config_module
+from mirror.config import (
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    MAX_VALUES,
+    Config,
+    TagSelector,
+    load_config,
+    parse_config,
+)
 from mirror.errors import ConfigError
 from mirror.reference import Platform
 
@@ -184,6 +198,11 @@ BAD_CASES = [
         "f.yaml: images[0].tags.match (line 4): invalid regular expression",
     ),
     (
+        "regex-repeat-too-large",
+        "version: 1\nimages:\n  - image: a\n    tags: {match: 'a{99999999999}'}\n",
+        "f.yaml: images[0].tags.match (line 4): invalid regular expression 'a{99999999999}'",
+    ),
+    (
         "invalid-exclude-regex",
         "version: 1\nimages:\n  - image: a\n    tags: {match: x, exclude: '['}\n",
         "f.yaml: images[0].tags.exclude (line 4): invalid regular expression",
@@ -268,9 +287,20 @@ BAD_CASES = [
 ]
 
 
+@pytest.fixture(params=["libyaml", "python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each YAML parser the loader may stand on: libyaml's when PyYAML has it, PyYAML's own."""
+    if request.param == "python":
+        monkeypatch.setattr(config_module, "_new_loader", config_module._PythonLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("document", "expected"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
 )
+@pytest.mark.usefixtures("parser")
 def test_bad_input_is_one_clear_line(document: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(document, "f.yaml")
@@ -323,3 +353,410 @@ def test_cli_help_and_version() -> None:
     version = _run_cli("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("mirror ")
+
+
+# --- the document's bounds: size, values once aliases are expanded, depth, recursion ---------
+
+VALID_TAIL = "images: [{image: a, tags: [x]}]\n"
+
+
+def alias_bomb(fan_out: int, levels: int) -> str:
+    """Billion laughs: each level a list of `fan_out` aliases to the level below."""
+    text = "a: &a [" + ",".join(["lol"] * fan_out) + "]\n"
+    for level in range(1, levels):
+        this, below = chr(ord("a") + level), chr(ord("a") + level - 1)
+        text += f"{this}: &{this} [" + ",".join([f"*{below}"] * fan_out) + "]\n"
+    return text
+
+
+def bomb_values(fan_out: int, levels: int) -> int:
+    """The values the bomb's lists hold once its aliases are expanded (the lists included)."""
+    sizes = [1 + fan_out]
+    for _ in range(1, levels):
+        sizes.append(1 + fan_out * sizes[-1])
+    return sum(sizes)
+
+
+def refused(document: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(document, "f.yaml")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("f.yaml"), message
+    assert caught.value.exit_code == 2
+    return message
+
+
+@pytest.mark.usefixtures("parser")
+def test_an_alias_bomb_of_300_bytes_is_refused_naming_where_it_grew() -> None:
+    bomb = alias_bomb(9, 9)  # 9^9 = 387 million values once expanded
+    assert len(bomb) < 400
+    message = refused("version: 1\n" + bomb + VALID_TAIL)
+    assert re.fullmatch(
+        r"f\.yaml: [a-i](\[\d\])+ \(line \d+\): more than 20,000 values once aliases are"
+        r" expanded, the most mirror reads",
+        message,
+    ), message
+
+
+@pytest.mark.parametrize(
+    ("document", "where"),
+    [
+        ("version: 1\na: &x [1, *x]\n", "a[1] (line 2)"),
+        ("version: 1\na: &x {b: [*x]}\n", "a.b[0] (line 2)"),
+        ("version: 1\na: &x {<<: *x}\n", "a['<<'] (line 2)"),
+        ("version: 1\na: &x [&y [*x]]\nb: *y\n", "a[0][0] (line 2)"),
+    ],
+)
+@pytest.mark.usefixtures("parser")
+def test_an_alias_inside_its_own_anchor_is_refused(document: str, where: str) -> None:
+    assert refused(document + VALID_TAIL) == (
+        f"f.yaml: {where}: an alias refers to a list or mapping that contains it"
+    )
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "1" + "]" * levels
+
+
+@pytest.mark.usefixtures("parser")
+def test_nesting_is_read_to_the_limit_and_refused_beyond() -> None:
+    # `x:`'s value is at depth 2 of the document, the scalar inside n lists at depth n + 2
+    within = MAX_DEPTH - 2
+    assert refused(f"version: 1\nx: {nested(within)}\n" + VALID_TAIL) == (
+        "f.yaml: x (line 2): unknown key"  # read whole: the schema speaks, not the bound
+    )
+    deeper = refused(f"version: 1\nx: {nested(within + 1)}\n" + VALID_TAIL)
+    assert deeper.endswith(
+        f"(line 2): nested more than {MAX_DEPTH} levels deep, the most mirror reads"
+    )
+    assert deeper.startswith("f.yaml: x[0][0]")
+    # far deeper than PyYAML's composer could recurse, or than libyaml's own bound (1,000)
+    assert "nest" in refused(f"version: 1\nx: {nested(30_000)}\n" + VALID_TAIL)
+
+
+@pytest.mark.usefixtures("parser")
+def test_nesting_through_aliases_counts_as_deep() -> None:
+    ten = nested(10).replace("1", "{}")
+    document = f"a: &a {ten}\nb: &b {ten.replace('{}', '*a')}\nc: {ten.replace('{}', '*b')}\n"
+    assert "nested more than 20 levels deep" in refused("version: 1\n" + document + VALID_TAIL)
+
+
+@pytest.mark.usefixtures("parser")
+def test_explicit_tags_are_refused_except_str() -> None:
+    assert refused("version: !!int 1\n" + VALID_TAIL) == (
+        "f.yaml: version (line 1): the YAML tag '!!int' is not accepted; write a plain value"
+    )
+    assert "the YAML tag '!!python/object:os.system'" in refused(
+        "version: 1\nx: !!python/object:os.system {}\n" + VALID_TAIL
+    )
+    config = parse_config("version: 1\nimages: [{image: a, tags: [!!str 3.10]}]\n")
+    assert config.images[0].tags == ("3.10",)
+
+
+@pytest.mark.usefixtures("parser")
+def test_a_date_that_is_no_date_is_one_line() -> None:
+    assert refused("version: 1\nimages: [{image: a, tags: [2024-02-30]}]\n") == (
+        "f.yaml (line 2, column 28): malformed YAML: '2024-02-30' is not a date;"
+        " quote it to mean text"
+    )
+
+
+ANCHORS = """\
+version: 1
+defaults:
+  platforms: &both [linux/amd64, linux/arm64]
+images:
+  - &python
+    image: python
+    tags: &slim {match: '-slim$', latest: 2}
+    platforms: [linux/amd64]
+  - <<: *python
+    image: pypy
+  - {image: node, tags: *slim, platforms: *both}
+  - <<: [{tags: [a]}, {platforms: all}]
+    image: ruby
+"""
+
+
+@pytest.mark.usefixtures("parser")
+def test_anchors_aliases_and_merge_keys_work() -> None:
+    python, pypy, node, ruby = parse_config(ANCHORS).images
+    slim = TagSelector(match="-slim$", semver=None, latest=2, exclude=None)
+    assert (python.name, python.tags, python.platforms) == (
+        "python",
+        slim,
+        (Platform("linux", "amd64"),),
+    )
+    assert (pypy.name, pypy.tags, pypy.platforms) == ("pypy", slim, python.platforms)
+    assert node.tags == slim and node.platforms == (
+        Platform("linux", "amd64"),
+        Platform("linux", "arm64"),
+    )
+    assert (ruby.name, ruby.tags, ruby.platforms) == ("ruby", ("a",), None)  # `<<: [a, b]`
+
+
+def test_an_error_in_a_merged_value_names_the_entry() -> None:
+    document = ANCHORS.replace("platforms: [linux/amd64]", "platforms: [linux/amd46]")
+    assert refused(document).startswith(
+        "f.yaml: images[0].platforms (line 8): unknown architecture 'amd46'"
+    )
+
+
+def test_a_file_larger_than_the_bound_is_refused_unread(tmp_path: Path) -> None:
+    fits = tmp_path / "fits.yaml"
+    padding = "# " + "x" * 98 + "\n"
+    body = "version: 1\n" + VALID_TAIL
+    fits.write_text(body + padding * ((MAX_CONFIG_BYTES - len(body)) // len(padding)))
+    assert load_config(fits).images  # a file within the bound loads
+    big = tmp_path / "big.yaml"
+    big.write_text(body + padding * (MAX_CONFIG_BYTES // len(padding) + 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(big)
+    assert str(caught.value) == f"{big}: the file is larger than 64 KiB, the most mirror reads"
+    with pytest.raises(ConfigError, match=r"^f\.yaml: the file is larger than 64 KiB"):
+        parse_config(big.read_text(), "f.yaml")
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    before = f"version: 1\n{VALID_TAIL}# caf".encode()
+    path.write_bytes(before + "\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path} (line 3): the file is not UTF-8 text (byte {len(before) + 1}); save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("a\nb", "['a\\nb']"),
+        ("ab\n", "['ab\\n']"),  # a regex `$` would let the line break through
+        ("k" * 100, "['" + "k" * 40 + "...']"),
+        ("x y", "['x y']"),
+    ],
+)
+@pytest.mark.usefixtures("parser")
+def test_a_key_that_is_no_plain_name_is_quoted_on_one_line(key: str, shown: str) -> None:
+    document = f"version: 1\nsource: {{{json.dumps(key)}: 1}}\n" + VALID_TAIL
+    assert refused(document) == f"f.yaml: source{shown} (line 2): unknown key"
+
+
+# --- registry URLs: no credentials, plain http only to this machine or by choice -------------
+
+
+@pytest.mark.parametrize("section", ["source", "target"])
+@pytest.mark.parametrize(
+    "url", ["https://alice:PASSWORD@quay.io", "alice:PASSWORD@quay.io", "http://:PASSWORD@[::1]"]
+)
+def test_credentials_in_a_registry_url_are_refused_unshown(section: str, url: str) -> None:
+    message = refused(f"version: 1\n{section}: {{registry: '{url}'}}\n" + VALID_TAIL)
+    assert message == (
+        f"f.yaml: {section}.registry (line 2): the registry URL carries credentials"
+        " (user:password@); remove them, and see README.md for where credentials go"
+    )
+    assert "PASSWORD" not in message and "alice" not in message
+
+
+@pytest.mark.parametrize("section", ["source", "target"])
+def test_plain_http_to_another_host_needs_the_opt_in(section: str) -> None:
+    url = "http://registry.example:5000"
+    message = refused(f"version: 1\n{section}: {{registry: '{url}'}}\n" + VALID_TAIL)
+    assert message == (
+        f"f.yaml: {section}.registry (line 2): '{url}': plain http is accepted only for a"
+        " loopback host (127.0.0.0/8, ::1, localhost); use https, or set"
+        " `allow_insecure_http: true` next to it"
+    )
+    opted = f"version: 1\n{section}: {{registry: '{url}', allow_insecure_http: true}}\n"
+    config = parse_config(opted + VALID_TAIL)
+    assert (config.source_url if section == "source" else config.target_url) == url
+    not_a_bool = opted.replace("true", "'true'")
+    assert refused(not_a_bool + VALID_TAIL) == (
+        f"f.yaml: {section}.allow_insecure_http (line 2): Input should be a valid boolean"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5000",
+        "http://127.255.0.9",
+        "http://[::1]:5000",
+        "http://localhost:5000",
+        "http://LOCALHOST",
+    ],
+)
+def test_plain_http_to_loopback_is_accepted(url: str) -> None:
+    text = f"version: 1\nsource: {{registry: '{url}'}}\ntarget: {{registry: '{url}'}}\n"
+    config = parse_config(text + VALID_TAIL)
+    assert config.source_url == url and config.target_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://quay.io/?x=1", "a registry URL has no query or fragment"),
+        ("https://quay.io#x", "a registry URL has no query or fragment"),
+        ("https://quay.io:0", "port 0 is no registry's port"),
+        ("quay.io:99999", "Port out of range 0-65535"),
+        ("quay.io:http", "Port could not be cast to integer value"),
+        ("https://", "expected a host or an http(s):// URL"),
+    ],
+)
+def test_a_registry_url_is_a_host_and_a_port(url: str, problem: str) -> None:
+    assert problem in refused(f"version: 1\nsource: {{registry: '{url}'}}\n" + VALID_TAIL)
+
+
+# --- which source Docker Hub's credentials may go to --------------------------------------
+
+HUB_CASES = [
+    # (source section, source is Docker Hub, Docker Hub's credentials go to it)
+    ("{registry: docker.io}", True, True),
+    ("{registry: index.docker.io}", True, True),
+    ("{registry: 'https://registry-1.docker.io'}", True, True),
+    ("{registry: 'https://registry-1.docker.io:443'}", True, True),
+    ("{registry: 'https://registry-1.docker.io:5000'}", False, False),
+    ("{registry: 'http://registry-1.docker.io', allow_insecure_http: true}", False, False),
+    ("{registry: 'http://127.0.0.1:5000'}", False, False),
+    ("{registry: quay.io}", False, False),
+    ("{registry: quay.io, use_docker_hub_credentials: true}", False, True),
+    ("{registry: quay.io, use_docker_hub_credentials: false}", False, False),
+]
+
+
+@pytest.mark.parametrize(("source", "hub", "hub_credentials"), HUB_CASES)
+def test_docker_hub_credentials_go_to_docker_hub_unless_the_file_says(
+    source: str, hub: bool, hub_credentials: bool
+) -> None:
+    config = parse_config(f"version: 1\nsource: {source}\n" + VALID_TAIL)
+    assert config.source_is_docker_hub is hub
+    assert config.docker_hub_credentials is hub_credentials
+
+
+def test_a_docker_hub_secret_for_another_registry_needs_the_opt_in() -> None:
+    source = "source:\n  registry: quay.io\n  credentials_secret: mirror/hub\n"
+    assert refused("version: 1\n" + source + VALID_TAIL) == (
+        "f.yaml: source.credentials_secret (line 4): the secret holds Docker Hub credentials"
+        " and source.registry 'quay.io' is not Docker Hub; set"
+        " source.use_docker_hub_credentials: true to send them there"
+    )
+    opted = source + "  use_docker_hub_credentials: true\n"
+    assert parse_config("version: 1\n" + opted + VALID_TAIL).credentials_secret == "mirror/hub"
+    hub = "source: {registry: docker.io, credentials_secret: mirror/hub}\n"
+    assert parse_config("version: 1\n" + hub + VALID_TAIL).credentials_secret == "mirror/hub"
+
+
+# --- properties: any document loads or is one ConfigError line, in bounded time -------------
+
+# Bounded examples, no example database (no files left behind), and a per-example deadline
+# far above the milliseconds a document takes: it catches a hang, not a slow machine.
+PROPERTIES = settings(
+    max_examples=150,
+    deadline=3000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def loads_or_one_line(document: str) -> Config | None:
+    """parse_config's whole contract: a Config, or a ConfigError of one line naming the file.
+    Any other exception fails the test with its traceback."""
+    try:
+        return parse_config(document, "f.yaml")
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith("f.yaml") and "\n" not in message and "\r" not in message
+        return None
+
+
+# pieces YAML is made of, the schema's words, and what has broken loaders before
+TOKENS = [
+    *("version: 1\n", "images:\n", "  - ", "image: a", "tags: [x]", "source:", "target:"),
+    *("registry: ", "'http://h'", "allow_insecure_http: ", "true", "platforms: ", "all"),
+    *("match: ", "latest: ", "semver: ", "defaults:", "stack:", "prefix: "),
+    *("&a ", "&b ", "*a", "*b", "<<: ", "{", "}", "[", "]", ", ", ": ", "- ", "? ", "\n"),
+    *("  ", "    ", "\t", "'", '"', "#", "|", ">", "!!int ", "!!str ", "!x ", "%YAML 1.1\n"),
+    *("---\n", "...\n", "2024-02-30", "1e999", "0x1f", "~", "null", "yes", "\x00", "\ufeff"),
+    *("\\", "@", "é", "a" * 50),
+]
+yamlish_text = st.lists(st.sampled_from(TOKENS), max_size=60).map("".join)
+
+
+@PROPERTIES
+@given(st.one_of(st.text(max_size=300), yamlish_text))
+def test_any_text_loads_or_is_one_line(document: str) -> None:
+    loads_or_one_line(document)
+
+
+@PROPERTIES
+@given(st.lists(st.tuples(st.integers(0, len(GOOD)), st.integers(0, 8), st.sampled_from(TOKENS))))
+def test_any_edit_of_a_valid_config_loads_or_is_one_line(
+    edits: list[tuple[int, int, str]],
+) -> None:
+    document = GOOD
+    for at, cut, token in edits:  # replace `cut` characters at `at` by a token
+        document = document[:at] + token + document[at + cut :]
+    loads_or_one_line(document)
+
+
+SCALARS = st.one_of(
+    st.sampled_from(["a", "x", "1", "-1", "2024-02-30", "1:2:3", "~", "yes", "'a: b'", '"\\n"']),
+    st.sampled_from(["python", "linux/amd64", "all", "docker.io", "'http://h.example'", "1e999"]),
+    st.text("abcz019./:_-", min_size=1, max_size=12),
+)
+KEYS = st.sampled_from(
+    [
+        *("version", "images", "image", "tags", "platforms", "source", "target", "stack"),
+        *("match", "registry", "latest", "defaults", "prefix", "x", "allow_insecure_http"),
+    ]
+)
+
+
+@st.composite
+def yaml_documents(draw: st.DrawFn) -> str:
+    """Flow-style documents of random keys and values, with anchors, aliases (to earlier
+    anchors, enclosing ones included: recursion) and merge keys."""
+    anchors: list[str] = []
+
+    def node(depth: int) -> str:
+        kinds = ["scalar", "alias", "list", "map"] if depth < 6 else ["scalar", "alias"]
+        kind = draw(st.sampled_from(kinds))
+        if kind == "alias" and anchors:
+            return "*" + draw(st.sampled_from(anchors))
+        if kind in ("scalar", "alias"):
+            return draw(SCALARS)
+        anchor = ""
+        if draw(st.booleans()):  # named before its content: the content may refer to it
+            anchors.append(f"n{len(anchors)}")
+            anchor = f"&{anchors[-1]} "
+        if kind == "list":
+            items = [node(depth + 1) for _ in range(draw(st.integers(0, 4)))]
+            return anchor + "[" + ", ".join(items) + "]"
+        keys = draw(st.lists(KEYS, max_size=4, unique=True))
+        pairs = [f"{key}: {node(depth + 1)}" for key in keys]
+        if anchors and draw(st.booleans()):
+            pairs.append("<<: *" + draw(st.sampled_from(anchors)))
+        return anchor + "{" + ", ".join(pairs) + "}"
+
+    top = draw(st.lists(KEYS, min_size=1, max_size=6, unique=True))
+    return "".join(f"{key}: {node(1)}\n" for key in top)
+
+
+@PROPERTIES
+@given(yaml_documents())
+def test_any_document_of_anchors_aliases_and_merges_loads_or_is_one_line(document: str) -> None:
+    loads_or_one_line(document)
+
+
+@settings(PROPERTIES, max_examples=40)  # each bomb near the bound is 20,000 values to walk
+@given(st.integers(1, 30), st.integers(1, 12))
+def test_an_alias_bomb_is_refused_exactly_when_it_outgrows_the_bound(
+    fan_out: int, levels: int
+) -> None:
+    message = refused("version: 1\n" + alias_bomb(fan_out, levels) + VALID_TAIL)
+    # the document's other values: the top mapping, 1, and the list, entry, a, list, x of images
+    if bomb_values(fan_out, levels) + 7 > MAX_VALUES:
+        assert "once aliases are expanded" in message
+    else:
+        assert message == "f.yaml: a (line 2): unknown key"  # read whole: the schema speaks

@@ -8,7 +8,7 @@ import json
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,11 @@ HUB = "https://index.docker.io/v1/"
 SECRET = "s3cr3t-T0KEN-never-shown"  # every secret in this file contains it
 
 
-def config_for(registry: str = "docker.io", secret: str | None = None) -> Config:
+def config_for(
+    registry: str = "docker.io", secret: str | None = None, *, hub_credentials: bool = False
+) -> Config:
     source = f"{{registry: '{registry}'" + (f", credentials_secret: '{secret}'" if secret else "")
+    source += ", use_docker_hub_credentials: true" if hub_credentials else ""
     return parse_config(f"version: 1\nsource: {source}}}\nimages: [{{image: alpine, tags: [x]}}]\n")
 
 
@@ -179,6 +182,14 @@ FOUND_CASES: list[tuple[str, str, Any, dict[str, dict[str, tuple[str, str]]], An
         "another registry's entry is not Docker Hub's",
         "docker.io",
         {"auths": {"quay.io": {"auth": b64("alice:" + ALICE[1])}}},
+        {},
+        None,
+        "anonymous",
+    ),
+    (
+        "Docker Hub's entry is not another registry's",
+        "http://127.0.0.1:5000",
+        {"auths": {HUB: {"auth": b64("alice:" + ALICE[1])}}},
         {},
         None,
         "anonymous",
@@ -456,10 +467,32 @@ def test_environment_wins_over_docker_config_and_secret(machine: Machine) -> Non
     assert SECRET not in repr(found) and SECRET not in str(found)
 
 
-def test_environment_applies_to_any_source_registry(machine: Machine) -> None:
+def test_docker_hub_credentials_stay_with_docker_hub(machine: Machine) -> None:
+    """Another source gets neither the variables nor Docker Hub's config.json login; its own
+    host's entry is all a helper is asked for."""
     machine.env |= {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": ALICE[1]}
+    machine.docker_config({"credsStore": "fake", "auths": {HUB: {"auth": b64("bob:" + BOB[1])}}})
+    log = write_helper(machine.bin, "fake", {HUB: ALICE})
     found = machine.find(config_for("http://127.0.0.1:5000"))
+    assert found.credentials is None
+    assert found.describe() == (
+        "127.0.0.1:5000 credentials: anonymous (DOCKERHUB_USERNAME is for Docker Hub;"
+        " see source.use_docker_hub_credentials)"
+    )
+    assert log.read_text() == "127.0.0.1:5000\n"
+
+
+def test_the_opt_in_sends_docker_hub_credentials_to_another_source(machine: Machine) -> None:
+    machine.env |= {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": ALICE[1]}
+    found = machine.find(config_for("http://127.0.0.1:5000", hub_credentials=True))
     assert found.describe() == "127.0.0.1:5000 credentials: environment (user alice)"
+
+
+def test_a_secret_is_not_read_for_a_source_it_may_not_go_to(machine: Machine) -> None:
+    """A Config made in code, past the file's check: the lookup holds the rule itself (no AWS
+    is reachable here, so reading the secret would fail)."""
+    config = replace(config_for("quay.io"), credentials_secret="mirror/hub")
+    assert machine.find(config).credentials is None
 
 
 @pytest.mark.parametrize(
@@ -514,6 +547,14 @@ def test_secret_is_read_when_nothing_else_is_set(machine: Machine, sm: Any) -> N
     assert found == FoundCredentials(Credentials(*ALICE), "secret mirror/hub-ok")
     assert found.describe() == "Docker Hub credentials: secret mirror/hub-ok (user alice)"
     assert SECRET not in repr(found)
+
+
+def test_the_opt_in_reads_the_secret_for_another_source(machine: Machine, sm: Any) -> None:
+    sm.create_secret(
+        Name="mirror/hub-quay", SecretString=json.dumps({"username": "alice", "token": ALICE[1]})
+    )
+    found = machine.find(config_for("quay.io", "mirror/hub-quay", hub_credentials=True))
+    assert found.describe() == "quay.io credentials: secret mirror/hub-quay (user alice)"
 
 
 def test_docker_config_wins_over_the_secret(machine: Machine, sm: Any) -> None:

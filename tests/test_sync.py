@@ -490,12 +490,14 @@ def test_fail_fast_starts_no_copy_after_a_failure(mirror: Mirror) -> None:
 # --- 8. Docker Hub credentials ----------------------------------------------------------------
 
 TOKEN = "dckr_pat_Zq8vK1-not-to-be-printed"
+HUB_CREDENTIALS = {"use_docker_hub_credentials": True}  # the world's Docker Hub is on loopback
 
 
 def test_credentials_from_the_environment_and_never_printed(mirror: Mirror) -> None:
     world = mirror.world
     world.hub_front.users = {"alice": TOKEN}
     mirror.config([BUSYBOX])
+    world.write_config(mirror.config_path, [BUSYBOX], source=HUB_CREDENTIALS)
     env = {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": TOKEN}
     run = mirror.sync("--verbose", env=env)
     assert run.code == 0, run
@@ -521,6 +523,7 @@ def test_a_wrong_token_is_a_clear_failure_that_does_not_show_it(mirror: Mirror) 
     world.hub_front.users = {"alice": TOKEN}
     wrong = TOKEN + "-revoked"
     mirror.config([BUSYBOX, ALPINE])
+    world.write_config(mirror.config_path, [BUSYBOX, ALPINE], source=HUB_CREDENTIALS)
     env = {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": wrong}
     run = mirror.sync("--verbose", env=env)
     assert run.code == 1, run
