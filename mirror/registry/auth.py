@@ -210,7 +210,8 @@ class Authenticator:
             if credentials is None:
                 raise CredentialsError(f"{self._base_url} asks for a password and none is set")
             request = httpx.Request("GET", self._base_url)
-            return dict(next(credentials.basic().auth_flow(request)).headers)
+            signed = next(credentials.basic().auth_flow(request))
+            return {"Authorization": signed.headers["Authorization"]}  # not its Host header
         return {"Authorization": f"Bearer {self._token(challenge, scopes)}"}
 
     def unauthorized(self, response: httpx.Response, scopes: tuple[str, ...]) -> bool:
