@@ -236,9 +236,10 @@ def test_an_upload_location_on_another_host_gets_no_ecr_credentials(
     assert elsewhere.credentials_seen(*secrets) == []
 
 
-def test_world_reset_turns_every_lie_off(world: World) -> None:
+def test_world_reset_turns_every_lie_off(fresh_world: World) -> None:
     """The lies are test state: the next test's `fresh_world` meets honest registries."""
-    assert world.elsewhere is not None
+    world = fresh_world
+    assert world.elsewhere is not None and world.elsewhere.requests == []
     world.hub_front.lies = HubLies(repository="library/busybox", redirect_loop=True)
     world.ecr_front.lies = EcrLies(repository="x", upload_location=world.elsewhere.url)
     httpx.get(world.elsewhere.url)

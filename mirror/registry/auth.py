@@ -48,13 +48,12 @@ MAX_TOKEN_ANSWER_BYTES = 1024 * 1024
 DOCKER_HUB_AUTH = "auth.docker.io"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host is, None for a name."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
 
 
 def may_authenticate(url: httpx.URL, origin: httpx.URL) -> bool:
@@ -85,9 +84,12 @@ def check_realm(realm: str, registry: httpx.URL) -> httpx.URL:
     if registry.host in DOCKER_HUB_ALIASES:
         home = host == DOCKER_HUB_AUTH
     else:
-        parent = "." in host and not _is_address(host) and registry.host.endswith(f".{host}")
+        named = "." in host and _address(host) is None
+        parent = named and registry.host.endswith(f".{host}")
         home = host == registry.host or parent
-    plain_ok = url.scheme == "http" and registry.scheme == "http" and is_loopback(host)
+    address = _address(host)
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    plain_ok = url.scheme == "http" and registry.scheme == "http" and loopback
     if not home or not (url.scheme == "https" or plain_ok):
         where = public_url(url) if url.host else "an invalid URL"
         raise UntrustedAnswerError(
@@ -95,14 +97,6 @@ def check_realm(realm: str, registry: httpx.URL) -> httpx.URL:
             " they go only to the registry's own host over https"
         )
     return url
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -310,9 +310,8 @@ class RegistryClient:
             document = json.loads(body)
         except ValueError:
             document = None
-        tags = document.get("tags", []) if isinstance(document, dict) else None
-        if tags is None and isinstance(document, dict):
-            tags = []  # distribution's answer for a repository without tags
+        # `"tags": null` is distribution's answer for a repository without tags
+        tags = (document.get("tags") or []) if isinstance(document, dict) else None
         if not isinstance(tags, list):
             raise UntrustedAnswerError.about(response, "the tag list is not a JSON list of tags")
         for tag in tags:
