@@ -37,6 +37,7 @@ from typing import Protocol, Self, TypeVar
 import httpx
 
 from mirror.budget import DeferredError, PullBudget, TopInTarget
+from mirror.errors import MirrorError
 from mirror.manifests import (
     SOURCE_DIGEST_ANNOTATION,
     SOURCE_PLATFORMS_ANNOTATION,
@@ -48,12 +49,19 @@ from mirror.manifests import (
     platforms_label,
 )
 from mirror.reference import Platform
-from mirror.registry.client import MAX_MANIFEST_BYTES, ManifestHead, RateLimit, RegistryClient
+from mirror.registry.client import (
+    MAX_JSON_BYTES,
+    MAX_MANIFEST_BYTES,
+    ManifestHead,
+    RateLimit,
+    RegistryClient,
+    content_length,
+)
 from mirror.registry.errors import (
     BlobIntegrityError,
     QuotaExhaustedError,
     RegistryError,
-    public_url,
+    read_capped,
 )
 from mirror.registry.retry import RetryPolicy
 
@@ -451,9 +459,9 @@ class Copier:
         digest = request.source.digest
         try:
             with self.target.open_blob(request.target_repository, digest) as response:
-                raw = read_at_most(response, MAX_MANIFEST_BYTES)
+                raw = read_capped(response, MAX_MANIFEST_BYTES, "kept index")
             manifest = Manifest.from_bytes(raw, request.source.media_type)
-        except (RegistryError, ManifestError, httpx.HTTPError) as exc:
+        except (MirrorError, ManifestError, httpx.HTTPError) as exc:
             log.info("%s: the kept index is unreadable (%s): fetching it", request.label, exc)
             return None
         if manifest.digest != digest:
@@ -472,7 +480,7 @@ class Copier:
     def _check_single_platform(self, request: CopyRequest, manifest: Manifest) -> None:
         config = manifest.blobs()[0]
         with self.source.open_blob(request.source_repository, config.digest) as response:
-            body = response.read()
+            body = read_capped(response, MAX_JSON_BYTES, "image config")
         try:
             document = json.loads(body)
             platform = Platform(
@@ -545,8 +553,8 @@ class Copier:
         else:
             upload_url = self.target.start_upload(target_repository)
         with self.source.open_blob(request.source_repository, blob.digest) as response:
-            stated = response.headers.get("content-length")
-            if stated is not None and int(stated) != blob.size:
+            stated = content_length(response)
+            if stated is not None and stated != blob.size:
                 raise BlobIntegrityError(
                     f"{request.label}: blob {blob.digest} is {stated} bytes at the source,"
                     f" the manifest says {blob.size}",
@@ -584,16 +592,6 @@ def write_tag(
                 f"{target.host}/{repository}:{tag} is immutable and points at"
                 f" {head.digest if head else 'another image'}, not {manifest.digest}"
             ) from None
-
-
-def read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """A streamed body, refused once it passes `limit` bytes (never read whole first)."""
-    body = bytearray()
-    for chunk in response.iter_bytes(CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise ManifestError(f"{public_url(response.url)}: body larger than {limit} bytes")
-    return bytes(body)
 
 
 def verified_stream(

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.reference import Platform
+from mirror.reference import InvalidReference, Platform, validate_digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -83,22 +83,21 @@ class Manifest:
         """An index's manifests (platform images and attestations)."""
         if not self.is_index:
             return []
-        return [_descriptor(item) for item in _load(self.raw).get("manifests") or []]
+        return [_descriptor(item) for item in _items(_load(self.raw).get("manifests"))]
 
     def blobs(self) -> list[Descriptor]:
         """An image manifest's config and layers: what must be in the target before it."""
         if self.is_index:
             return []
         document = _load(self.raw)
-        try:
-            items = [document["config"], *(document.get("layers") or [])]
-        except KeyError:
-            raise ManifestError("image manifest has no config") from None
+        if "config" not in document:
+            raise ManifestError("image manifest has no config")
+        items = [document["config"], *_items(document.get("layers"))]
         return [_descriptor(item) for item in items]
 
     def annotation(self, key: str) -> str | None:
-        annotations = _load(self.raw).get("annotations") or {}
-        value = annotations.get(key)
+        annotations = _load(self.raw).get("annotations")
+        value = annotations.get(key) if isinstance(annotations, dict) else None
         return str(value) if value is not None else None
 
 
@@ -112,23 +111,43 @@ def _load(raw: bytes) -> dict[str, Any]:
     return document
 
 
+def _items(value: Any) -> list[Any]:
+    """A list of descriptors (`manifests`, `layers`); absent is empty, anything else wrong."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ManifestError("manifest lists its descriptors in something that is not a list")
+    return value
+
+
 def _descriptor(item: Any) -> Descriptor:
+    """One descriptor, checked: its digest goes into URL paths, its size into a header."""
+    try:
+        digest = validate_digest(item["digest"] if isinstance(item["digest"], str) else "")
+    except (KeyError, TypeError, InvalidReference):
+        raise ManifestError(
+            f"descriptor without a valid digest in manifest: {item!r:.200}"
+        ) from None
+    size = item.get("size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError(f"descriptor {digest} has no valid size")
     try:
         platform = item.get("platform")
+        annotations = item.get("annotations") or {}
         return Descriptor(
             media_type=str(item.get("mediaType", "")),
-            digest=str(item["digest"]),
-            size=int(item.get("size", 0)),
+            digest=digest,
+            size=size,
             platform=Platform(
                 str(platform.get("os", "")),
                 str(platform.get("architecture", "")),
-                platform.get("variant") or None,
+                str(platform["variant"]) if platform.get("variant") else None,
             )
             if isinstance(platform, dict)
             else None,
-            annotations=tuple(sorted((item.get("annotations") or {}).items())),
+            annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (TypeError, AttributeError):
         raise ManifestError(f"malformed descriptor in manifest: {item!r:.200}") from None
 
 
@@ -157,7 +176,8 @@ def filtered_index(
     document = _load(index.raw)
     kept = {c.digest for c in children}
     manifests = [m for m in document.get("manifests") or [] if m.get("digest") in kept]
-    annotations = dict(document.get("annotations") or {})
+    given = document.get("annotations")
+    annotations = dict(given) if isinstance(given, dict) else {}
     annotations[SOURCE_DIGEST_ANNOTATION] = index.digest
     annotations[SOURCE_PLATFORMS_ANNOTATION] = ",".join(sorted(str(p) for p in platforms))
     out = {

@@ -117,11 +117,20 @@ def validate_repository(path: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG_RE.fullmatch(tag):
+    """Check a tag (from a config or a registry's tag list); return it unchanged."""
+    if not _TAG_RE.fullmatch(tag):  # fullmatch: `$` alone lets a trailing newline through
         raise InvalidReference(
-            f"invalid tag {tag!r}: up to 128 of letters, digits, _ . -, not starting with . or -"
+            f"invalid tag {tag!r:.100}: up to 128 of letters, digits, _ . -,"
+            " not starting with . or -"
         )
     return tag
+
+
+def validate_digest(digest: str) -> str:
+    """Check a digest is `sha256:` and 64 lowercase hex digits; return it unchanged."""
+    if not _DIGEST_RE.fullmatch(digest):
+        raise InvalidReference(f"invalid digest {digest!r:.100}: expected sha256:<64 hex>")
+    return digest
 
 
 def parse_reference(text: str, *, implied_library: bool = True) -> ImageRef:

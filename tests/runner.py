@@ -223,10 +223,16 @@ class Mirror:
         *,
         reserve: int = 10,
         create: bool | Sequence[str] = True,
+        hub_credentials: bool = False,
     ) -> Path:
         """Write the config; create ECR repositories in moto (ensure-repo is not under test):
-        `True` the images' repositories, `False` none, a sequence exactly those."""
-        self.world.write_config(self.config_path, images, source={"reserve_pulls": reserve})
+        `True` the images' repositories, `False` none, a sequence exactly those.
+        `hub_credentials`: send DOCKERHUB_* to the world's Docker Hub, which as a loopback
+        registry is not Docker Hub and gets them only by the config's opt-in."""
+        source: dict[str, Any] = {"reserve_pulls": reserve}
+        if hub_credentials:
+            source["use_docker_hub_credentials"] = True
+        self.world.write_config(self.config_path, images, source=source)
         if isinstance(create, bool):
             names = [target_repository(image["image"]) for image in images] if create else []
         else:

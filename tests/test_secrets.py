@@ -99,7 +99,7 @@ def test_every_command_on_its_success_path_prints_no_secret(
     secrets: Secrets, verbose: bool
 ) -> None:
     mirror = secrets.mirror
-    config = str(mirror.config([ALPINE, BUSYBOX], create=False))
+    config = str(mirror.config([ALPINE, BUSYBOX], create=False, hub_credentials=True))
     report = secrets.tmp_path / "report.json"
     runs = [
         secrets.run("check", "-c", config, verbose=verbose),
@@ -126,7 +126,9 @@ def test_every_failure_path_prints_no_secret(secrets: Secrets, verbose: bool) ->
     mirror = secrets.mirror
     world = mirror.world
     # a missing repository: each image fails with ECR's NAME_UNKNOWN
-    config = str(mirror.config([ALPINE, BUSYBOX], create=[target_repository("alpine")]))
+    config = str(
+        mirror.config([ALPINE, BUSYBOX], create=[target_repository("alpine")], hub_credentials=True)
+    )
     missing = secrets.run(*mirror.sync_args(), verbose=verbose)
     assert missing.code == 1, missing
     assert {e["action"] for e in missing.report["images"]} == {"copied", "failed"}

@@ -16,23 +16,61 @@ upload is retried whole, with a new upload session.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from mirror import __version__
 from mirror.manifests import ACCEPT, Manifest, ManifestError
-from mirror.registry.auth import Authenticator, CredentialsProvider, scope_for
-from mirror.registry.errors import RegistryError, public_url, registry_error
+from mirror.reference import InvalidReference, validate_digest, validate_tag
+from mirror.registry.auth import Authenticator, CredentialsProvider, may_authenticate, scope_for
+from mirror.registry.errors import (
+    RegistryError,
+    UntrustedAnswerError,
+    discard,
+    public_url,
+    read_capped,
+    registry_error,
+)
 
 USER_AGENT = f"mirror/{__version__}"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # ECR's limit, and a guard against nonsense
+MAX_JSON_BYTES = 4 * 1024 * 1024  # a page of a tag list
+MAX_TAG_PAGES = 1000
+MAX_TAGS = 100_000
 MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 _LINK_NEXT = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 _RATELIMIT = re.compile(r"^\s*(\d+)(?:\s*;\s*w=(\d+))?")
+_BYTE_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def content_length(response: httpx.Response) -> int | None:
+    """The Content-Length an answer states, None when it states none. Anything but one
+    decimal number is a lie told about the body: UntrustedAnswerError, not a ValueError."""
+    stated = response.headers.get("content-length")
+    if stated is None:
+        return None
+    if not _BYTE_COUNT.fullmatch(stated):
+        raise UntrustedAnswerError.about(response, "Content-Length is not a byte count")
+    return int(stated)
+
+
+def _resolve(response: httpx.Response, reference: str) -> httpx.URL:
+    """A URL an answer names (`Location`, `Link`), resolved against the answer's own URL."""
+    try:
+        return response.url.join(reference)
+    except httpx.InvalidURL:
+        raise UntrustedAnswerError.about(response, "names an invalid URL") from None
+
+
+def _segment(text: str) -> str:
+    """One path segment, percent-encoded: nothing in it can add a segment or a query."""
+    return quote(text, safe=":")
 
 
 @dataclass(frozen=True)
@@ -74,7 +112,8 @@ def new_http_client(connections: int) -> httpx.Client:
         follow_redirects=False,
         timeout=httpx.Timeout(30.0, read=120.0),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": USER_AGENT},
+        # bodies are read raw and capped: a compressed answer would be a compression bomb
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
     )
 
 
@@ -83,6 +122,9 @@ class RegistryClient:
 
     `counts_pulls` marks Docker Hub (or its stand-in): a 429 TOOMANYREQUESTS on a manifest
     GET there means the pull quota is spent, not a throttle to wait out.
+
+    Whatever the registry answers is checked where it enters: tags and digests against the
+    reference grammar, URLs it names by `may_authenticate`, every body against a cap.
     """
 
     def __init__(
@@ -95,19 +137,22 @@ class RegistryClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
+        self._origin = httpx.URL(self.base_url)
         self.counts_pulls = counts_pulls
         self._http = http
         self.auth = Authenticator(http, self.base_url, credentials)
 
     # --- requests ---------------------------------------------------------------------
 
-    def _url(self, repository: str, path: str) -> str:
-        return f"{self.base_url}/v2/{repository}/{path}"
+    def _url(self, repository: str, *path: str, query: str = "") -> str:
+        segments = (*repository.split("/"), *path)
+        url = f"{self.base_url}/v2/{'/'.join(_segment(s) for s in segments)}"
+        return f"{url}?{query}" if query else url
 
     def _request(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         scopes: tuple[str, ...],
         *,
         ok: tuple[int, ...],
@@ -115,27 +160,38 @@ class RegistryClient:
         content: bytes | Iterable[bytes] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
-        """Send one request; on a 401 renew the token and resend once if the body allows."""
-        self.auth.ping()
+        """Send one request; on a 401 renew the token and resend once if the body allows.
+
+        Credentials go only to this registry's origin: a URL elsewhere (a CDN, an upload
+        host) is asked without them, and its 401 teaches nothing. With `stream` the answer
+        is returned unread (the caller reads it capped and closes it); without, its body
+        is dropped."""
+        home = may_authenticate(httpx.URL(url), self._origin)
+        if home:
+            self.auth.ping()
         replayable = content is None or isinstance(content, bytes)
         for attempt in (0, 1):
-            all_headers = {**(headers or {}), **self.auth.headers(scopes)}
+            all_headers = {**(headers or {}), **(self.auth.headers(scopes) if home else {})}
             request = self._http.build_request(method, url, headers=all_headers, content=content)
-            response = self._http.send(request, stream=stream)
+            response = self._http.send(request, stream=True)
             if response.status_code in ok:
+                if not stream:
+                    discard(response)
                 return response
-            renewed = response.status_code == 401 and self.auth.unauthorized(response, scopes)
+            try:
+                renewed = home and response.status_code == 401
+                renewed = renewed and self.auth.unauthorized(response, scopes)
+            except BaseException:
+                response.close()
+                raise
             if renewed and attempt == 0 and replayable:
                 response.close()
                 continue
-            try:
-                raise registry_error(
-                    response,
-                    counts_pulls=self.counts_pulls,
-                    credentials_renewed=renewed and not replayable,
-                )
-            finally:
-                response.close()
+            raise registry_error(
+                response,
+                counts_pulls=self.counts_pulls,
+                credentials_renewed=renewed and not replayable,
+            )
         raise AssertionError("unreachable")
 
     def check_access(self, repository: str) -> None:
@@ -152,7 +208,7 @@ class RegistryClient:
         try:
             response = self._request(
                 "HEAD",
-                self._url(repository, f"manifests/{reference}"),
+                self._url(repository, "manifests", reference),
                 scopes,
                 ok=(200,),
                 headers={"Accept": ACCEPT},
@@ -161,18 +217,22 @@ class RegistryClient:
             if exc.status == 404:
                 return None
             raise
-        digest = response.headers.get("docker-content-digest")
-        if not digest and reference.startswith("sha256:"):
-            digest = reference
+        pinned = reference.startswith("sha256:")
+        digest = _stated_digest(response) or (reference if pinned else None)
         if not digest:
             raise ManifestError(
                 f"{self.host}/{repository}:{reference}: HEAD answer states no digest"
             )
+        if pinned and digest != reference:
+            raise UntrustedAnswerError.about(response, f"answers for another digest, {digest}")
+        size = content_length(response) or 0
+        if size > MAX_MANIFEST_BYTES:
+            raise UntrustedAnswerError.about(response, "manifest larger than 4 MiB")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         return ManifestHead(
             digest=digest,
             media_type=media_type,
-            size=int(response.headers.get("content-length") or 0),
+            size=size,
             ratelimit=RateLimit.from_headers(response.headers),
         )
 
@@ -183,17 +243,20 @@ class RegistryClient:
 
         `charged` is called once the registry has answered 200: Docker Hub counts the pull
         then, whatever happens to the body afterwards."""
-        url = self._url(repository, f"manifests/{reference}")
+        url = self._url(repository, "manifests", reference)
         response = self._request(
-            "GET", url, (scope_for(repository, "pull"),), ok=(200,), headers={"Accept": ACCEPT}
+            "GET",
+            url,
+            (scope_for(repository, "pull"),),
+            ok=(200,),
+            headers={"Accept": ACCEPT},
+            stream=True,
         )
         if charged is not None:
             charged()
-        raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{public_url(url)}: manifest larger than 4 MiB")
+        raw = read_capped(response, MAX_MANIFEST_BYTES, "manifest")
         manifest = Manifest.from_bytes(raw, response.headers.get("content-type"))
-        stated = response.headers.get("docker-content-digest")
+        stated = _stated_digest(response)
         expected = reference if reference.startswith("sha256:") else stated
         if expected and expected != manifest.digest:
             raise ManifestError(
@@ -203,7 +266,7 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         """PUT the exact bytes with their own media type; check the digest the registry saw."""
-        url = self._url(repository, f"manifests/{reference}")
+        url = self._url(repository, "manifests", reference)
         response = self._request(
             "PUT",
             url,
@@ -219,14 +282,53 @@ class RegistryClient:
             )
 
     def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
-        """Every tag of a repository, following `Link: rel="next"` pages. Free on Docker Hub."""
+        """Every tag of a repository, following `Link: rel="next"` pages. Free on Docker Hub.
+
+        Every tag must be a tag by the config's rule: a list holding `..`, `/`, `?` or the
+        like fails the image whole (such a registry is lying or compromised, and the rest of
+        its list is not to be believed either). Pages and tags are capped, and a page asked
+        for twice ends the listing: a registry cannot keep `mirror` listing for ever."""
+        scopes = (scope_for(repository, "pull"),)
         tags: list[str] = []
-        url: str | None = self._url(repository, f"tags/list?n={page_size}")
+        url: httpx.URL | None = httpx.URL(
+            self._url(repository, "tags", "list", query=f"n={page_size}")
+        )
+        seen: set[httpx.URL] = set()
         while url is not None:
-            response = self._request("GET", url, (scope_for(repository, "pull"),), ok=(200,))
-            tags.extend(response.json().get("tags") or [])
+            if url in seen or len(seen) >= MAX_TAG_PAGES:
+                problem = "links back to a page it gave" if url in seen else "has too many pages"
+                raise UntrustedAnswerError(
+                    f"{self.host}/{repository}: the tag list {problem} (after {len(seen)} pages)"
+                )
+            seen.add(url)
+            response = self._request("GET", url, scopes, ok=(200,), stream=True)
+            tags.extend(self._page_of_tags(response, repository))
+            if len(tags) > MAX_TAGS:
+                raise UntrustedAnswerError(
+                    f"{self.host}/{repository}: the tag list holds more than {MAX_TAGS} tags"
+                )
             found = _LINK_NEXT.search(response.headers.get("link", ""))
-            url = str(response.url.join(found.group(1))) if found else None
+            url = _resolve(response, found.group(1)) if found else None
+        return tags
+
+    def _page_of_tags(self, response: httpx.Response, repository: str) -> list[str]:
+        body = read_capped(response, MAX_JSON_BYTES, "tag list page")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        # `"tags": null` is distribution's answer for a repository without tags
+        tags = (document.get("tags") or []) if isinstance(document, dict) else None
+        if not isinstance(tags, list):
+            raise UntrustedAnswerError.about(response, "the tag list is not a JSON list of tags")
+        for tag in tags:
+            try:
+                validate_tag(tag if isinstance(tag, str) else "")
+            except InvalidReference:
+                raise UntrustedAnswerError(
+                    f"{self.host}/{repository}: the registry lists an invalid tag"
+                    f" {tag!r:.80}: refused, a registry that lists it is lying or compromised"
+                ) from None
         return tags
 
     def repository_missing(self, repository: str) -> RegistryError | None:
@@ -237,7 +339,7 @@ class RegistryClient:
         try:
             self._request(
                 "GET",
-                self._url(repository, "tags/list?n=1"),
+                self._url(repository, "tags", "list", query="n=1"),
                 (scope_for(repository, "pull"),),
                 ok=(200,),
             )
@@ -253,7 +355,7 @@ class RegistryClient:
         try:
             self._request(
                 "HEAD",
-                self._url(repository, f"blobs/{digest}"),
+                self._url(repository, "blobs", digest),
                 (scope_for(repository, "pull"),),
                 ok=(200,),
             )
@@ -265,16 +367,12 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def open_blob(self, repository: str, digest: str) -> Iterator[httpx.Response]:
-        """A streaming GET of a blob, following redirects; Authorization stays at home."""
-        url = self._url(repository, f"blobs/{digest}")
-        response = self._request(
-            "GET",
-            url,
-            (scope_for(repository, "pull"),),
-            ok=(200, 307, 302, 303, 301, 308),
-            stream=True,
-        )
-        for _ in range(MAX_REDIRECTS):
+        """A streaming GET of a blob, following redirects (a CDN gets no Authorization)."""
+        url: str | httpx.URL = self._url(repository, "blobs", digest)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._request(
+                "GET", url, (scope_for(repository, "pull"),), ok=(200, *REDIRECTS), stream=True
+            )
             if response.status_code == 200:
                 break
             location = response.headers.get("location")
@@ -287,24 +385,12 @@ class RegistryClient:
                     "GET",
                     public_url(url),
                 )
-            target = response.url.join(location)
-            # another host (a CDN) gets no Authorization; the same origin may keep it
-            same_origin = (target.scheme, target.netloc) == (
-                response.url.scheme,
-                response.url.netloc,
-            )
-            headers = self.auth.headers((scope_for(repository, "pull"),)) if same_origin else {}
-            response = self._http.send(
-                self._http.build_request("GET", target, headers=headers), stream=True
-            )
-            if response.status_code >= 400:
-                try:
-                    raise registry_error(response)
-                finally:
-                    response.close()
+            url = _resolve(response, location)
         else:
             response.close()
-            raise RegistryError(310, "REDIRECTS", "too many redirects", "GET", public_url(url))
+            raise RegistryError(
+                310, "REDIRECTS", f"more than {MAX_REDIRECTS} redirects", "GET", public_url(url)
+            )
         try:
             yield response
         finally:
@@ -313,24 +399,25 @@ class RegistryClient:
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> str | None:
         """Try a cross-repository mount. None: mounted; else the upload URL it opened."""
         scopes = (scope_for(repository, "pull,push"), scope_for(from_repository, "pull"))
+        query = f"mount={_segment(digest)}&from={quote(from_repository, safe='/')}"
         response = self._request(
             "POST",
-            self._url(repository, f"blobs/uploads/?mount={digest}&from={from_repository}"),
+            self._url(repository, "blobs", "uploads", "", query=query),
             scopes,
             ok=(201, 202),
         )
         if response.status_code == 201:
             return None
-        return self._location(response)
+        return self._upload_location(response, repository)
 
     def start_upload(self, repository: str) -> str:
         response = self._request(
             "POST",
-            self._url(repository, "blobs/uploads/"),
+            self._url(repository, "blobs", "uploads", ""),
             (scope_for(repository, "pull,push"),),
             ok=(202,),
         )
-        return self._location(response)
+        return self._upload_location(response, repository)
 
     def finish_upload(
         self, repository: str, upload_url: str, digest: str, size: int, body: Iterable[bytes]
@@ -340,15 +427,16 @@ class RegistryClient:
         separator = "&" if urlsplit(upload_url).query else "?"
         self._request(
             "PUT",
-            f"{upload_url}{separator}digest={digest}",
+            f"{upload_url}{separator}digest={_segment(digest)}",
             (scope_for(repository, "pull,push"),),
             ok=(201, 204),
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
             content=body,
         )
 
-    @staticmethod
-    def _location(response: httpx.Response) -> str:
+    def _upload_location(self, response: httpx.Response, repository: str) -> str:
+        """The upload session an answer opened: on this registry, it must belong to
+        `repository` (the bytes go nowhere else); elsewhere, it gets no credentials."""
         location = response.headers.get("location")
         if not location:
             raise RegistryError(
@@ -358,4 +446,21 @@ class RegistryClient:
                 response.request.method,
                 public_url(response.request.url),
             )
-        return str(response.url.join(location))
+        url = _resolve(response, location)
+        uploads = httpx.URL(self._url(repository, "blobs", "uploads", "")).path
+        if may_authenticate(url, self._origin) and not url.path.startswith(uploads):
+            raise UntrustedAnswerError.about(
+                response, f"opened an upload outside {repository}: refused"
+            )
+        return str(url)
+
+
+def _stated_digest(response: httpx.Response) -> str | None:
+    """The `Docker-Content-Digest` of an answer, checked: it may end up in a URL."""
+    stated = response.headers.get("docker-content-digest")
+    if stated is None:
+        return None
+    try:
+        return validate_digest(stated)
+    except InvalidReference:
+        raise UntrustedAnswerError.about(response, "states an invalid digest") from None

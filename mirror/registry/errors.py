@@ -7,9 +7,15 @@ dropped because upload URLs and CDN links carry state and signatures), and picks
     RegistryError           any error answer; `.retryable` says whether trying again may help
     ├── QuotaExhaustedError Docker Hub's pull quota is spent: retrying only burns time
     └── StaleCredentialsError  a 401 after which the token was renewed: worth one more try
+    UntrustedAnswerError    an answer that breaks the rules (an invalid tag or digest, a body
+                            over its cap, a URL that would take credentials elsewhere)
 
 `retryable` covers 408, 429 (a throttle, not Docker Hub's quota), and 5xx. 401/403/404 are
-final: they need a fix from the user (credentials, a repository, a tag).
+final: they need a fix from the user (credentials, a repository, a tag). An untrusted answer
+is never retried: asking again gets the same lie.
+
+Every body is read while streaming, up to a cap (`read_capped`): a registry decides nothing
+about how much memory `mirror` uses.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import httpx
 from mirror.errors import MirrorError
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_ERROR_BYTES = 64 * 1024  # an error document is a few hundred bytes
 
 
 def public_url(url: str | httpx.URL) -> str:
@@ -76,6 +83,16 @@ class StaleCredentialsError(RegistryError):
         return True
 
 
+class UntrustedAnswerError(MirrorError):
+    """A registry's answer that breaks the rules; nothing was done with it."""
+
+    @classmethod
+    def about(cls, response: httpx.Response, problem: str) -> UntrustedAnswerError:
+        """The error for `problem` in the answer to a request, named by method and URL."""
+        request = response.request
+        return cls(f"{request.method} {public_url(request.url)}: {problem}")
+
+
 class BlobIntegrityError(MirrorError):
     """A blob's bytes did not match its digest or size; nothing was committed."""
 
@@ -97,6 +114,44 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
 
 
+def read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body as sent (no decoding: no decompression bomb), and
+    whether more followed. Reads while streaming and closes the response."""
+    try:
+        return response.content[:limit], len(response.content) > limit
+    except httpx.ResponseNotRead:
+        pass
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks)[:limit], True
+    finally:
+        response.close()
+    return b"".join(chunks), False
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+
+
+def read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
+    """The whole body of `response`, or UntrustedAnswerError once it passes `limit` bytes."""
+    body, more = read_at_most(response, limit)
+    if more:
+        raise UntrustedAnswerError.about(response, f"{what} larger than {_size(limit)}")
+    return body
+
+
+def discard(response: httpx.Response) -> None:
+    """Drop a body nobody reads (read up to MAX_ERROR_BYTES, so that the connection can
+    serve the next request) and close the response."""
+    read_at_most(response, MAX_ERROR_BYTES)
+
+
 def _first_error(body: bytes) -> tuple[str, str]:
     try:
         document = json.loads(body)
@@ -110,12 +165,12 @@ def _first_error(body: bytes) -> tuple[str, str]:
 def registry_error(
     response: httpx.Response, *, counts_pulls: bool = False, credentials_renewed: bool = False
 ) -> RegistryError:
-    """Build the error for an error answer. Reads the body (errors are small).
+    """Build the error for an error answer. Reads at most MAX_ERROR_BYTES of the body.
 
     `credentials_renewed`: a 401 after which the token or password was renewed; the request
     (a streamed upload that could not be replayed at once) is worth one more try.
     """
-    body = response.read()
+    body, _ = read_at_most(response, MAX_ERROR_BYTES)
     code, message = _first_error(body)
     request = response.request
     kind: type[RegistryError] = RegistryError

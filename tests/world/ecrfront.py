@@ -16,6 +16,8 @@ and rewriting upstream ``Location`` headers to point at the front. On top it beh
   existing tag answers 400 ``TAG_INVALID`` (even for the same digest).
 * ``blob_mounting=False`` turns ``POST ?mount=&from=`` into a plain upload session (202), as
   ECR does while the account has not enabled BLOB_MOUNTING.
+* Lies about one repository (``front.lies``, an ``EcrLies``: see
+  ``tests/world/liarfront.py``).
 * Seeded faults (:meth:`EcrFront.set_faults`): 429 ``TOOMANYREQUESTS: Rate exceeded`` on any
   request, 500/503 on blob upload requests, added latency. A faulted request is not sent on.
 
@@ -50,6 +52,7 @@ from .httpfront import (
     errors_body,
     route,
 )
+from .liarfront import EcrLies, ecr_lie
 
 REGISTRY_ID = "123456789012"
 
@@ -125,6 +128,7 @@ class EcrFront(Front):
         self.discard_second_patch = discard_second_patch
         self.blob_mounting = blob_mounting
         self.faults = EcrFaults()
+        self.lies = EcrLies()
         self._dice = Dice(0)
         self._pool = UpstreamPool(upstream)
         self._pools.append(self._pool)
@@ -143,11 +147,12 @@ class EcrFront(Front):
         return self.url
 
     def reset(self) -> None:
-        """Back to the state after start(): settings as constructed, faults off, counters
-        zero, upload sessions and the existence cache forgotten."""
+        """Back to the state after start(): settings as constructed, faults and lies off,
+        counters zero, upload sessions and the existence cache forgotten."""
         for k, v in self._initial.items():
             setattr(self, k, v)
         self.set_faults()
+        self.lies = EcrLies()
         with self._lock:
             self._sessions.clear()
             self._exists_cache.clear()
@@ -254,6 +259,8 @@ class EcrFront(Front):
             h.send_json(404, errors_body("NAME_UNKNOWN", message))
             return
         rest = r[2]
+        if ecr_lie(self, h, name, kind, rest):
+            return
         if kind == "upload":
             self._upload(h, name, rest.removeprefix("uploads").strip("/"))
         elif kind == "manifest" and method == "PUT":

@@ -15,6 +15,7 @@
   are tested) which streams the blob and counts requests that carried Authorization.
 * Tags lists are paginated by the front (sorted, ``n``/``last``, ``Link: <...>; rel="next"``).
 * Seeded faults (:meth:`HubFront.set_faults`) never spend quota.
+* Lies about one repository (``front.lies``, a ``HubLies``: see ``tests/world/liarfront.py``).
 
 Counters (``front.counters[name]``; the starred ones also per (repo, ref) through
 ``counters.get(name, repo, ref)``): ``manifest_get``*, ``manifest_head``*, ``pulls``*
@@ -52,6 +53,7 @@ from .httpfront import (
     errors_body,
     route,
 )
+from .liarfront import HubLies, hub_lie
 
 SERVICE = "registry.docker.io"
 API_VERSION = ("Docker-Distribution-Api-Version", "registry/2.0")
@@ -147,6 +149,7 @@ class HubFront(Front):
         self.cdn_url_ttl = cdn_url_ttl
         self.cdn_url = ""
         self.faults = HubFaults()
+        self.lies = HubLies()
         self._dice = Dice(0)
         self._pool = UpstreamPool(upstream)
         self._pools.append(self._pool)
@@ -172,11 +175,12 @@ class HubFront(Front):
 
     # -- switches ---------------------------------------------------------------------------
     def reset(self) -> None:
-        """Back to the state after start(): settings as constructed, quotas full, faults off,
-        counters zero. Tokens already issued stay valid."""
+        """Back to the state after start(): settings as constructed, quotas full, faults and
+        lies off, counters zero. Tokens already issued stay valid."""
         for k, v in self._initial.items():
             setattr(self, k, copy.copy(v))
         self.set_faults()
+        self.lies = HubLies()
         self.reset_quota()
         self.reset_counters()
 
@@ -396,6 +400,8 @@ class HubFront(Front):
             h.send_json(404, errors_body("NOT_FOUND", "not found"), headers=[API_VERSION])
             return
         name, kind, rest = r
+        if hub_lie(self, h, name, kind, rest):
+            return
         if h.command in ("PUT", "POST", "PATCH", "DELETE"):
             h.drain_body()
             tok, err = self._bearer(h)

@@ -14,6 +14,8 @@ Pieces:
 * ``ecr_registry``: distribution registry with htpasswd user ``AWS`` and moto's ECR password,
   behind ``ecr_front`` (``EcrFront``: repositories must exist in moto). ``ecr_url`` is the
   front.
+* ``elsewhere``: a listener on another host (``Elsewhere``, 127.0.0.3) that records every
+  request it gets: where a lying registry points credentials, to show that none arrive.
 * ``moto``: moto_server; ``moto_env`` is the environment boto3 needs.
 * ``docker_engine()``: a private dockerd, started on first use.
 
@@ -37,6 +39,7 @@ import yaml
 
 from .corpus import Corpus, ImageSpec, push_corpus
 from .dockerd import DockerEngine, start_dockerd
+from .liarfront import Elsewhere
 from .moto import Moto, moto_env, start_moto
 from .registry import Registry, start_registry
 
@@ -107,6 +110,7 @@ class World:
         self.moto: Moto | None = None
         self.hub_front: Any = None
         self.ecr_front: Any = None
+        self.elsewhere: Elsewhere | None = None
         self.corpus: Corpus = Corpus([])
         self.ecr_user = "AWS"
         self.ecr_password = ""
@@ -166,6 +170,8 @@ class World:
         # Hook points: the two registries get wrapped by the Docker Hub / ECR fronts.
         if not self._use_fronts:
             return
+        self.elsewhere = Elsewhere()
+        self.elsewhere.start()
         hub_cls, ecr_cls = load_fronts()
         assert self.hub_registry is not None and self.ecr_registry is not None
         if hub_cls is not None:
@@ -193,10 +199,10 @@ class World:
         if self._warmup is not None:
             self._warmup.join(30)
             self._warmup = None
-        for front in (self.ecr_front, self.hub_front):
+        for front in (self.ecr_front, self.hub_front, self.elsewhere):
             if front is not None:
                 attempt(front.stop)
-        self.ecr_front = self.hub_front = None
+        self.ecr_front = self.hub_front = self.elsewhere = None
         with self._docker_lock:
             servers = [self._docker, self.ecr_registry, self.hub_registry, self.moto]
             # in parallel: dockerd alone takes ~1 s to shut down
@@ -325,8 +331,10 @@ class World:
         _reset_front(self.ecr_front)
 
     def reset_source(self) -> None:
-        """Hub front back to its initial state (quota, counters, faults). The corpus stays."""
+        """Hub front back to its initial state (quota, counters, faults, lies), and the
+        other host's record emptied. The corpus stays."""
         _reset_front(self.hub_front)
+        _reset_front(self.elsewhere)
 
     def reset(self) -> None:
         self.reset_target()
