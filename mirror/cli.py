@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,13 +24,19 @@ import typer
 from typer.core import TyperGroup
 
 from mirror import __version__
-from mirror.commands import run_quota, run_sync
-from mirror.config import DEFAULT_CONFIG_PATH, load_config
-from mirror.errors import MirrorError
+from mirror.commands.check import run_check
+from mirror.commands.login import run_login
+from mirror.commands.quota import run_quota
+from mirror.commands.stack import run_delete_repo, run_ensure_repo
+from mirror.commands.sync import run_sync
+from mirror.commands.template import run_template
+from mirror.commands.uri import run_uri
+from mirror.config import DEFAULT_CONFIG_PATH
+from mirror.errors import ConfigError, MirrorError
 from mirror.plan import Shard
 from mirror.report import log_handler, write_error_json
 from mirror.sync import SyncOptions
-from mirror.text import ERROR_LIMIT, FIELD_LIMIT, known_secrets, printable, redact
+from mirror.text import ERROR_LIMIT, known_secrets, printable, redact
 
 INTERRUPTED = 130
 _verbose = False  # set by each command from its --verbose, read when an error is printed
@@ -121,12 +126,7 @@ def _main(
 def check(config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False) -> None:
     """Validate the config file and list the ECR repositories it names."""
     _logging(verbose)
-    loaded = load_config(config)
-    for image in loaded.images:
-        typer.echo(f"{image.name} -> {image.target_repository}")
-
-
-# Commands of later modules are added below this line.
+    raise typer.Exit(run_check(config))
 
 
 class OutputFormat(StrEnum):
@@ -202,63 +202,28 @@ def sync_command(
     """Copy the configured Docker Hub images into ECR, within the pull budget."""
     _logging(verbose)
     try:
-        code = _sync(
-            config,
-            dry_run,
-            no_ensure_repo,
-            only,
-            concurrency,
-            shard,
-            fail_fast,
-            output,
-            engine,
-            platform,
-            keep_local,
+        options = SyncOptions(
+            dry_run=dry_run,
+            only=tuple(only or ()),
+            shard=Shard.parse(shard) if shard else None,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+        )
+        docker = None
+        if engine is EngineChoice.docker:
+            from mirror.engine_docker import DockerOptions
+
+            docker = DockerOptions.parse(platform, keep_local)
+        elif platform is not None or keep_local:
+            raise ConfigError("--platform and --keep-local apply to --engine docker only")
+        code = run_sync(
+            config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
         )
     except (Exception, KeyboardInterrupt) as exc:  # the run stopped before its report
         if output is OutputFormat.json:
-            write_error_json(
-                error_text(exc),
-                exit_code_of(exc),
-                dry_run=dry_run,
-                out=sys.stdout,
-            )
+            write_error_json(error_text(exc), exit_code_of(exc), dry_run=dry_run, out=sys.stdout)
         raise
     raise typer.Exit(code)
-
-
-def _sync(
-    config: Path,
-    dry_run: bool,
-    no_ensure_repo: bool,
-    only: list[str] | None,
-    concurrency: int,
-    shard: str | None,
-    fail_fast: bool,
-    output: OutputFormat,
-    engine: EngineChoice,
-    platform: str | None,
-    keep_local: bool,
-) -> int:
-    options = SyncOptions(
-        dry_run=dry_run,
-        only=tuple(only or ()),
-        shard=Shard.parse(shard) if shard else None,
-        concurrency=concurrency,
-        fail_fast=fail_fast,
-    )
-    docker = None
-    if engine is EngineChoice.docker:
-        from mirror.engine_docker import DockerOptions
-
-        docker = DockerOptions.parse(platform, keep_local)
-    elif platform is not None or keep_local:
-        from mirror.errors import ConfigError
-
-        raise ConfigError("--platform and --keep-local apply to --engine docker only")
-    return run_sync(
-        config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
-    )
 
 
 @app.command("quota")
@@ -270,47 +235,13 @@ def quota_command(
     raise typer.Exit(run_quota(config))
 
 
-# --- The CloudFormation stack of repositories (mirror.template, mirror.stack) -------------
-# `template`, `ensure-repo` and `delete-repo`; progress on stderr, the report on stdout.
-
-
-def _say(line: str) -> None:
-    """A progress line; stack events quote CloudFormation's reasons: made printable."""
-    print(printable(line, ERROR_LIMIT), file=sys.stderr, flush=True)
-
-
-def _report(summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal; aligned plain lines otherwise (logs, scripts). Cells
-    come from AWS: made printable, and shown as `Text` (no markup)."""
-    summary = printable(summary, ERROR_LIMIT)
-    rows = [[printable(cell, FIELD_LIMIT) for cell in row] for row in rows]
-    if sys.stdout.isatty() and rows:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=Text(summary), title_justify="left")
-        for header in headers:
-            table.add_column(header, overflow="fold")  # URIs whole, wrapped if need be
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
-        Console().print(table)
-        return
-    typer.echo(summary)
-    widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(headers))]
-    for row in rows:
-        typer.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
 @app.command("template")
 def template_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
 ) -> None:
     """Print the CloudFormation template `ensure-repo` deploys (deployable by hand too)."""
-    from mirror.template import render_yaml
-
     _logging(verbose)
-    typer.echo(render_yaml(load_config(config)), nl=False)
+    raise typer.Exit(run_template(config))
 
 
 @app.command("ensure-repo")
@@ -322,11 +253,8 @@ def ensure_repo_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Create or update the stack of ECR repositories, showing its changes first."""
-    from mirror.stack import ensure_stack
-
     _logging(verbose)
-    outcome = ensure_stack(load_config(config), dry_run=dry_run, progress=_say)
-    _report(outcome.summary(), *outcome.rows())
+    raise typer.Exit(run_ensure_repo(config, dry_run=dry_run))
 
 
 @app.command("delete-repo")
@@ -336,29 +264,14 @@ def delete_repo_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Delete the stack; its repositories stay in ECR with their images."""
-    from mirror.errors import ConfigError
-    from mirror.stack import DeletePlan, delete_stack
-
     _logging(verbose)
-    if not yes and not sys.stdin.isatty():
-        raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
-
-    def confirm(plan: DeletePlan) -> bool:
-        _say(f"stack {plan.stack_name} ({plan.status}) in {plan.region} holds:")
-        for name in plan.repositories:
-            _say(f"  {name}")
-        _say("Deleting the stack leaves these repositories in ECR with their images.")
-        return yes or typer.confirm(f"Delete stack {plan.stack_name}?", default=False, err=True)
-
-    outcome = delete_stack(load_config(config), confirm=confirm, progress=_say)
-    _report(outcome.summary(), *outcome.rows())
-    raise typer.Exit(1 if outcome.result == "cancelled" else 0)
-
-
-# --- end of the stack commands --------------------------------------------------------------
-
-
-# --- For build steps (mirror.engine_docker): `login` and `uri` ------------------------------
+    code = run_delete_repo(
+        config,
+        yes=yes,
+        interactive=sys.stdin.isatty(),
+        ask=lambda question: typer.confirm(question, default=False, err=True),
+    )
+    raise typer.Exit(code)
 
 
 @app.command("login")
@@ -374,8 +287,6 @@ def login_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Log the Docker engine and the docker config into ECR with a fresh token."""
-    from mirror.engine_docker import run_login
-
     _logging(verbose)
     raise typer.Exit(run_login(config, config_only=config_only))
 
@@ -390,13 +301,8 @@ def uri_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Print the ECR reference that mirrors a Docker Hub reference."""
-    from mirror.engine_docker import run_uri
-
     _logging(verbose)
     raise typer.Exit(run_uri(config, image, digest=digest))
-
-
-# --- end of the build-step commands ---------------------------------------------------------
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ An unexpected exception (a bug) outside the per-image path is one line, `mirror:
 error: <Type>: <message> (please report)`, exit 1, the JSON report still printed, and no
 traceback unless --verbose; ^C is one line and exit 130. The faults are injected by running
 the real CLI behind a two-line wrapper (`python -c`) that replaces one function of
-`mirror.commands` before calling `mirror.cli.main`: no code path in `mirror` itself is
+`mirror.commands.*` before calling `mirror.cli.main`: no code path in `mirror` itself is
 changed, and the exception is a real one (a real httpx request with an illegal header).
 
 Text from a registry (a message with ANSI escapes and rich markup) reaches the terminal
@@ -29,12 +29,12 @@ TOKEN = "dckr_pat_cli-errors-TOKEN-x1y2z3"
 REALM_TOKEN = "eyJhbGciOiJSUzI1NiJ9.realm-token-Q7w8e9"
 ALPINE = {"image": "alpine", "tags": ["3.19"]}
 
-# A fault in `mirror.commands.ecr_target`, which `run_sync` calls after the config, the
+# A fault in `mirror.commands.sync.ecr_target`, which `run_sync` calls after the config, the
 # stack and the Docker Hub credentials, before any image: outside the per-image path.
 _WRAPPER = """
-import sys, mirror.cli, mirror.commands
+import sys, mirror.cli, mirror.commands.sync
 {fault}
-mirror.commands.ecr_target = fault
+mirror.commands.sync.ecr_target = fault
 sys.argv[0] = "mirror"
 mirror.cli.main()
 """
@@ -116,10 +116,10 @@ def test_an_internal_error_in_another_command_is_one_line(mirror: Mirror) -> Non
     """`quota` through a fault in the module it runs: the same handler serves every command."""
     mirror.config([ALPINE])
     wrapper = """
-import sys, mirror.cli, mirror.commands
+import sys, mirror.cli, mirror.commands.quota
 def fault(*args, **kwargs):
     raise TypeError("'NoneType' object is not subscriptable")
-mirror.commands.quota = fault
+mirror.commands.quota.quota = fault
 sys.argv[0] = "mirror"
 mirror.cli.main()
 """

@@ -1,8 +1,4 @@
-"""The commands as plain functions: ready arguments in, an exit code out.
-
-Each composes the core (config, credentials, registries, sync, stack) for one command, so
-that `mirror.cli` only parses options and tests can call a command without a subprocess.
-"""
+"""`mirror sync`: ensure the stack, find the credentials, open both registries, sync, report."""
 
 from __future__ import annotations
 
@@ -20,8 +16,7 @@ from mirror.ecr import EcrCredentials
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.retry import RetryPolicy
 from mirror.report import StderrProgress, write_json, write_table
-from mirror.sync import SyncOptions, open_registries, quota, sync
-from mirror.text import printable
+from mirror.sync import SyncOptions, open_registries, sync
 
 if TYPE_CHECKING:
     from mirror.engine_docker import DockerOptions
@@ -104,22 +99,3 @@ def _engine(
         source_credentials=found.credentials,
         target_credentials=target.credentials,
     )
-
-
-def run_quota(config_path: Path, out: TextIO = sys.stdout) -> int:
-    config = load_config(config_path)
-    found = find_source_credentials(config)
-    log.info("%s", found.describe())
-    with open_registries(
-        config, StaticCredentials(found.credentials), StaticCredentials(None), config.source_url, 1
-    ) as registries:
-        ratelimit = quota(registries.source)
-    if ratelimit is None:
-        out.write(f"{registries.source_name}: no rate limit stated (unlimited)\n")
-    else:
-        window = f"{ratelimit.window_seconds}s" if ratelimit.window_seconds else "unknown"
-        out.write(
-            f"limit: {ratelimit.limit}\nremaining: {ratelimit.remaining}\n"
-            f"window: {window}\nsource: {printable(ratelimit.source or 'unknown')}\n"
-        )
-    return 0

@@ -1,0 +1,81 @@
+"""`mirror ensure-repo` and `mirror delete-repo`: the stack of ECR repositories.
+
+Progress lines go to stderr, the report (a table on a terminal, plain lines otherwise) to
+stdout. Both quote CloudFormation's words, so every cell is made printable and shown as
+plain text, never as markup.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from mirror.config import load_config
+from mirror.errors import ConfigError
+from mirror.text import ERROR_LIMIT, FIELD_LIMIT, printable
+
+
+def say(line: str) -> None:
+    """A progress line; stack events quote CloudFormation's reasons: made printable."""
+    print(printable(line, ERROR_LIMIT), file=sys.stderr, flush=True)
+
+
+def write_report(
+    summary: str, headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO
+) -> None:
+    """A rich table on a terminal; aligned plain lines otherwise (logs, scripts)."""
+    summary = printable(summary, ERROR_LIMIT)
+    rows = [[printable(cell, FIELD_LIMIT) for cell in row] for row in rows]
+    if out.isatty() and rows:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=Text(summary), title_justify="left")
+        for header in headers:
+            table.add_column(header, overflow="fold")  # URIs whole, wrapped if need be
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        Console(file=out).print(table)
+        return
+    out.write(summary + "\n")
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(headers))]
+    for row in rows:
+        cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        out.write(("  " + cells).rstrip() + "\n")
+
+
+def run_ensure_repo(config_path: Path, *, dry_run: bool, out: TextIO = sys.stdout) -> int:
+    from mirror.stack import ensure_stack
+
+    outcome = ensure_stack(load_config(config_path), dry_run=dry_run, progress=say)
+    write_report(outcome.summary(), *outcome.rows(), out=out)
+    return 0
+
+
+def run_delete_repo(
+    config_path: Path,
+    *,
+    yes: bool,
+    interactive: bool,
+    ask: Callable[[str], bool],
+    out: TextIO = sys.stdout,
+) -> int:
+    """`ask(question)` is asked unless `yes`; without `yes`, stdin must be a terminal."""
+    from mirror.stack import DeletePlan, delete_stack
+
+    if not yes and not interactive:
+        raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
+
+    def confirm(plan: DeletePlan) -> bool:
+        say(f"stack {plan.stack_name} ({plan.status}) in {plan.region} holds:")
+        for name in plan.repositories:
+            say(f"  {name}")
+        say("Deleting the stack leaves these repositories in ECR with their images.")
+        return yes or ask(f"Delete stack {plan.stack_name}?")
+
+    outcome = delete_stack(load_config(config_path), confirm=confirm, progress=say)
+    write_report(outcome.summary(), *outcome.rows(), out=out)
+    return 1 if outcome.result == "cancelled" else 0
