@@ -14,29 +14,25 @@ moment the process dies at:
 
 Nothing is done twice in a run: a manifest is fetched from Docker Hub once and PUT to a
 repository once, and a blob is copied once and then mounted, whatever number of tags or
-entries refer to them (single-flight futures in `_Shared`). Nothing fetched is thrown away:
-when the budget stops an index part-way, the children it fetched are written by digest and
-the index itself is kept in the repository as a blob, so the next run pays for neither.
-
-Blobs stream through a bounded buffer (one chunk, held back until the digest is checked, so
-a wrong or short body is never committed).
+entries refer to them (`mirror.singleflight`; blobs: `mirror.blobs`). Nothing fetched is
+thrown away: when the budget stops an index part-way, the children it fetched are written
+by digest and the index itself is kept in the repository as a blob, so the next run pays
+for neither.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future
 from functools import partial
-from typing import Protocol, Self, TypeVar
 
 import httpx
 
-from mirror.budget import DeferredError, PullBudget, TopInTarget
+from mirror.blobs import BlobTransfer
+from mirror.budget import DeferredError, PullBudget
+from mirror.engine import CopyError, CopyOutcome, CopyRequest, NoProgress, Progress
 from mirror.errors import MirrorError
 from mirror.manifests import (
     SOURCE_DIGEST_ANNOTATION,
@@ -55,173 +51,16 @@ from mirror.registry.client import (
     ManifestHead,
     RateLimit,
     RegistryClient,
-    content_length,
 )
-from mirror.registry.errors import (
-    BlobIntegrityError,
-    QuotaExhaustedError,
-    RegistryError,
-    read_capped,
-)
+from mirror.registry.errors import QuotaExhaustedError, RegistryError, read_capped
 from mirror.registry.retry import RetryPolicy
+from mirror.singleflight import SingleFlight, fulfil
 
 log = logging.getLogger("mirror.copy")
-CHUNK = 64 * 1024  # httpx reads at most this much at a time; larger chunks only cost memory
-
-
-class Progress(Protocol):
-    """Told how many bytes an image needs and of bytes as they move, to draw progress."""
-
-    def expect(self, image: str, size: int) -> None: ...
-
-    def advance(self, image: str, size: int) -> None: ...
-
-
-class NoProgress:
-    def expect(self, image: str, size: int) -> None:
-        """Nothing to draw."""
-
-    def advance(self, image: str, size: int) -> None:
-        """Nothing to draw."""
-
-
-class CopyError(Exception):
-    """A copy that cannot succeed as configured (e.g. none of the chosen platforms exist)."""
-
-
-def spent_before_failing(exc: BaseException) -> CopyOutcome:
-    """What a copy that raised `exc` had spent (pulls, bytes), when its engine recorded it."""
-    outcome = getattr(exc, "mirror_outcome", None)
-    return outcome if isinstance(outcome, CopyOutcome) else CopyOutcome()
-
-
-@dataclass(frozen=True)
-class CopyRequest:
-    source_repository: str
-    tag: str
-    target_repository: str
-    platforms: tuple[Platform, ...] | None
-    source: ManifestHead  # what the plan's HEAD saw: the copy pins this digest
-    top_in_target: TopInTarget = None  # what the plan's HEADs on ECR found
-    position: int = 0  # in config order: the budget admits copies in this order
-
-    @property
-    def label(self) -> str:
-        return f"{self.source_repository}:{self.tag}"
-
-
-@dataclass
-class CopyOutcome:
-    digest: str = ""  # what the target tag points at now
-    manifest: Manifest | None = None  # the bytes written under the tag, when the engine has them
-    pulls: int = 0  # manifest GETs Docker Hub charged to this copy
-    bytes: int = 0  # blob bytes this copy streamed (not the image's size)
-    blobs_copied: int = 0
-    blobs_present: int = 0
-    blobs_mounted: int = 0
-
-
-class CopyEngine(Protocol):
-    """What `mirror.sync` needs from an engine: `Copier` (registry to registry) or
-    `mirror.engine_docker.DockerEngineCopier` (pull, tag, push through a Docker engine)."""
-
-    source: RegistryClient  # the plan HEADs the source through it
-    target: RegistryClient  # and checks the target's repositories
-    budget: PullBudget  # replaced by the sync once the plan has read the quota
-
-    def up_to_date(
-        self,
-        target_repository: str,
-        tag: str,
-        source: ManifestHead,
-        platforms: tuple[Platform, ...] | None,
-    ) -> str | None:
-        """The digest the ECR tag points at when it already mirrors `source`, else None."""
-        ...
-
-    def copy(self, request: CopyRequest) -> CopyOutcome: ...
-
-    def manifests_fetched(self) -> int:
-        """Distinct manifests fetched from Docker Hub so far: the least pulls the run's work
-        could have cost."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-class EngineFactory(Protocol):
-    """Makes the engine for one sync; `Copier` itself is one."""
-
-    def __call__(
-        self,
-        source: RegistryClient,
-        target: RegistryClient,
-        *,
-        concurrency: int,
-        budget: PullBudget,
-        retry: RetryPolicy,
-        progress: Progress | None = None,
-    ) -> CopyEngine: ...
-
-
-@dataclass
-class _Blob:
-    outcome: str  # "copied", "present" or "mounted"
-    size: int
-    by: str = ""  # the image whose copy placed it (its bytes and counts are that copy's)
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-@dataclass
-class _Shared:
-    """State shared by every copy of one run: what is in flight or done, so that nothing
-    is fetched, copied or written twice."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    blobs: dict[tuple[str, str], Future[_Blob]] = field(default_factory=dict)
-    present_in: dict[str, str] = field(default_factory=dict)  # digest -> a target repository
-    fetched: dict[str, Future[Manifest]] = field(default_factory=dict)  # from Docker Hub
-    written: dict[tuple[str, str], Future[None]] = field(default_factory=dict)  # PUT by digest
-    hub_fetches: int = 0  # distinct manifests fetched from Docker Hub
-
-    def claim(self, table: dict[K, Future[V]], key: K) -> tuple[Future[V], bool]:
-        """The future for `key`, and whether the caller must fulfil it (nobody has, or the
-        last attempt failed)."""
-        with self.lock:
-            return self.claim_locked(table, key)
-
-    @staticmethod
-    def claim_locked(table: dict[K, Future[V]], key: K) -> tuple[Future[V], bool]:
-        """`claim`, with `lock` held by the caller."""
-        future = table.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            future = table[key] = Future()
-            return future, True
-        return future, False
-
-    def unclaimed(self, table: dict[K, Future[V]], key: K) -> bool:
-        """Whether `claim_locked` would make the caller fulfil `key` (`lock` held)."""
-        future = table.get(key)
-        return future is None or (future.done() and future.exception() is not None)
-
-
-def _fulfil(future: Future[V], work: Callable[[], V]) -> V:
-    try:
-        value = work()
-    except BaseException as exc:
-        future.set_exception(exc)
-        raise
-    future.set_result(value)
-    return value
 
 
 class Copier:
-    """Copies images from `source` to `target`; blob work runs on one shared pool."""
+    """Copies images from `source` to `target`; blobs move on `BlobTransfer`'s pool."""
 
     def __init__(
         self,
@@ -238,11 +77,16 @@ class Copier:
         self.budget = budget
         self.retry = retry
         self.progress = progress or NoProgress()
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="blob")
-        self._shared = _Shared()
+        self._blobs = BlobTransfer(
+            source, target, concurrency=concurrency, retry=retry, progress=self.progress
+        )
+        self._fetched: SingleFlight[str, Manifest] = SingleFlight()  # from Docker Hub, by digest
+        self._written: SingleFlight[tuple[str, str], None] = SingleFlight()  # PUT by digest
+        self._hub_fetches = 0  # distinct manifests fetched from Docker Hub
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._blobs.close()
 
     def __enter__(self) -> Copier:
         return self
@@ -251,8 +95,8 @@ class Copier:
         self.close()
 
     def manifests_fetched(self) -> int:
-        with self._shared.lock:
-            return self._shared.hub_fetches
+        with self._count_lock:
+            return self._hub_fetches
 
     # --- is the target up to date? (HEADs on the source only: no pull) -----------------
 
@@ -294,7 +138,7 @@ class Copier:
             else:
                 if request.platforms is not None:
                     self._check_single_platform(request, top)
-                self._copy_blobs(request, top, outcome)
+                self._blobs.copy_blobs(request, top, outcome)
                 written = top
             write_tag(self.target, self.retry, request.target_repository, request.tag, written)
         except Exception as exc:
@@ -317,12 +161,12 @@ class Copier:
                 return kept
         if not self.budget.take(1):
             raise DeferredError("needs 1 more pull; the pull budget is spent")
-        future, mine = self._shared.claim(self._shared.fetched, digest)
+        future, mine = self._fetched.claim(digest)
         if not mine:  # another copy fetches it (another repository's): the pull goes back
             self.budget.settle(1, 0)
             return future.result()
         fetch = partial(self._get_from_hub, request.source_repository, digest, outcome)
-        return _fulfil(future, fetch)
+        return fulfil(future, fetch)
 
     def _get_from_hub(self, repository: str, digest: str, outcome: CopyOutcome) -> Manifest:
         """One Docker Hub GET, for which the caller has taken a pull from the budget."""
@@ -344,8 +188,8 @@ class Copier:
         finally:
             self.budget.settle(1, charges, ratelimit)  # the next GET through the gate sees it
             outcome.pulls += charges
-        with self._shared.lock:
-            self._shared.hub_fetches += 1
+        with self._count_lock:
+            self._hub_fetches += 1
         return manifest
 
     def _admit_children(
@@ -365,21 +209,22 @@ class Copier:
                 f"none of the platforms {wanted} is in the source (it has {', '.join(offered)})"
             )
         absent = [c for c in children if not self._target_has_manifest(request, c)]
-        shared = self._shared
-        with shared.lock:  # what to pay for, and the claims, in one step: no copy pays twice
-            to_pay = {c.digest for c in absent if shared.unclaimed(shared.fetched, c.digest)}
-            admitted = self.budget.take(len(to_pay))
-            claims = [
-                (c, *shared.claim_locked(shared.fetched, c.digest)) for c in absent if admitted
-            ]
-        if not admitted:
+        to_pay = 0
+
+        def pay(count: int) -> bool:  # called with the table locked: no copy pays twice
+            nonlocal to_pay
+            to_pay = count
+            return self.budget.take(count)
+
+        claims = self._fetched.claim_all((c.digest for c in absent), pay)
+        if claims is None:
             left = self.budget.available
             self._keep(request, index)
             raise DeferredError(
-                f"needs {len(to_pay)} more pulls for its platform manifests;"
+                f"needs {to_pay} more pulls for its platform manifests;"
                 f" the pull budget has {left} left"
             )
-        return claims
+        return [(c, future, mine) for c, (future, mine) in zip(absent, claims, strict=True)]
 
     def _copy_index(
         self,
@@ -395,7 +240,7 @@ class Copier:
                 try:
                     if mine:
                         fetch = partial(self._get_from_hub, repository, descriptor.digest, outcome)
-                        manifests.append(_fulfil(future, fetch))
+                        manifests.append(fulfil(future, fetch))
                     else:
                         manifests.append(future.result())
                 except BaseException:  # the failed fetch settled its pull; the unmade go back
@@ -419,15 +264,13 @@ class Copier:
     ) -> None:
         """Each child's blobs, then the child by digest (once per repository and run)."""
         for child in manifests:
-            self._copy_blobs(request, child, outcome)
+            self._blobs.copy_blobs(request, child, outcome)
         for child in manifests:
-            future, mine = self._shared.claim(
-                self._shared.written, (request.target_repository, child.digest)
-            )
+            future, mine = self._written.claim((request.target_repository, child.digest))
             if not mine:
                 future.result()
                 continue
-            _fulfil(
+            fulfil(
                 future,
                 partial(
                     self.retry.call,
@@ -467,8 +310,7 @@ class Copier:
         if manifest.digest != digest:
             log.info("%s: the kept index has other bytes: fetching it", request.label)
             return None
-        with self._shared.lock:  # other copies of this digest read it from here too
-            self._shared.fetched.setdefault(digest, _done(manifest))
+        self._fetched.set(digest, manifest)  # other copies of this digest read it from here too
         return manifest
 
     def _target_has_manifest(self, request: CopyRequest, child: Descriptor) -> bool:
@@ -493,88 +335,6 @@ class Copier:
             wanted = platforms_label(request.platforms)
             raise CopyError(f"the source is a single-platform image for {platform}, not {wanted}")
 
-    def _copy_blobs(self, request: CopyRequest, manifest: Manifest, outcome: CopyOutcome) -> None:
-        blobs = manifest.blobs()
-        self.progress.expect(request.label, sum(blob.size for blob in blobs))
-        futures = [self._blob(request, blob) for blob in blobs]
-        for future in futures:
-            blob = future.result()
-            mine = blob.by == request.label
-            if blob.outcome != "copied" or not mine:  # streamed bytes advanced the bar already
-                self.progress.advance(request.label, blob.size)
-            if mine and blob.outcome == "copied":
-                outcome.blobs_copied += 1
-                outcome.bytes += blob.size
-            elif mine and blob.outcome == "mounted":
-                outcome.blobs_mounted += 1
-            else:  # there already, or placed by another image's copy
-                outcome.blobs_present += 1
-
-    def _blob(self, request: CopyRequest, blob: Descriptor) -> Future[_Blob]:
-        key = (request.target_repository, blob.digest)
-        shared = self._shared
-        with shared.lock:
-            future = shared.blobs.get(key)
-            if future is None or (future.done() and future.exception() is not None):
-                elsewhere = next(
-                    (
-                        f
-                        for (repo, digest), f in shared.blobs.items()
-                        if digest == blob.digest and repo != key[0]
-                    ),
-                    None,
-                )
-                future = self._pool.submit(self._place_blob, request, blob, elsewhere)
-                shared.blobs[key] = future
-            return future
-
-    def _place_blob(
-        self, request: CopyRequest, blob: Descriptor, elsewhere: Future[_Blob] | None
-    ) -> _Blob:
-        if elsewhere is not None:
-            try:
-                elsewhere.result()  # submitted earlier: running or done, never queued behind us
-            except Exception:  # that copy's own caller reports its failure
-                log.debug("an earlier copy of %s failed; copying anew", blob.digest)
-        return self.retry.call(lambda: self._place_blob_once(request, blob))
-
-    def _place_blob_once(self, request: CopyRequest, blob: Descriptor) -> _Blob:
-        target_repository = request.target_repository
-        if self.target.blob_exists(target_repository, blob.digest):
-            self._remember(blob.digest, target_repository)
-            return _Blob("present", blob.size, request.label)
-        with self._shared.lock:
-            mount_from = self._shared.present_in.get(blob.digest)
-        if mount_from is not None and mount_from != target_repository:
-            upload_url = self.target.mount_blob(target_repository, blob.digest, mount_from)
-            if upload_url is None:
-                self._remember(blob.digest, target_repository)
-                return _Blob("mounted", blob.size, request.label)
-        else:
-            upload_url = self.target.start_upload(target_repository)
-        with self.source.open_blob(request.source_repository, blob.digest) as response:
-            stated = content_length(response)
-            if stated is not None and stated != blob.size:
-                raise BlobIntegrityError(
-                    f"{request.label}: blob {blob.digest} is {stated} bytes at the source,"
-                    f" the manifest says {blob.size}",
-                    short=False,
-                )
-            body = verified_stream(response.iter_raw(CHUNK), blob, request.label, self.progress)
-            self.target.finish_upload(target_repository, upload_url, blob.digest, blob.size, body)
-        self._remember(blob.digest, target_repository)
-        return _Blob("copied", blob.size, request.label)
-
-    def _remember(self, digest: str, repository: str) -> None:
-        with self._shared.lock:
-            self._shared.present_in.setdefault(digest, repository)
-
-
-def _done(value: V) -> Future[V]:
-    future: Future[V] = Future()
-    future.set_result(value)
-    return future
-
 
 def write_tag(
     target: RegistryClient, retry: RetryPolicy, repository: str, tag: str, manifest: Manifest
@@ -592,37 +352,3 @@ def write_tag(
                 f"{target.host}/{repository}:{tag} is immutable and points at"
                 f" {head.digest if head else 'another image'}, not {manifest.digest}"
             ) from None
-
-
-def verified_stream(
-    chunks: Iterator[bytes], blob: Descriptor, label: str, progress: Progress
-) -> Iterator[bytes]:
-    """Pass chunks through, hashing them; hold the last one back until the digest checks out.
-
-    Raising instead of yielding the last chunk aborts the upload before it is complete, so the
-    registry never commits a wrong or short blob.
-    """
-    hasher = hashlib.sha256()
-    seen = 0
-    held: bytes | None = None
-    for chunk in chunks:
-        if not chunk:
-            continue
-        hasher.update(chunk)
-        seen += len(chunk)
-        if held is not None:
-            yield held
-            progress.advance(label, len(held))
-        held = chunk
-    if seen != blob.size:
-        raise BlobIntegrityError(
-            f"{label}: blob {blob.digest} ended after {seen} of {blob.size} bytes",
-            short=seen < blob.size,
-        )
-    if "sha256:" + hasher.hexdigest() != blob.digest:
-        raise BlobIntegrityError(
-            f"{label}: blob {blob.digest} arrived with other bytes", short=False
-        )
-    if held is not None:
-        yield held
-        progress.advance(label, len(held))

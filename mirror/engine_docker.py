@@ -49,14 +49,14 @@ from urllib.parse import urlsplit
 
 from mirror.budget import DeferredError, PullBudget
 from mirror.config import Config, MirroredImage, load_config
-from mirror.copy import (
+from mirror.credentials import docker_config_path, run_helper
+from mirror.engine import (
     CopyError,
     CopyOutcome,
     CopyRequest,
     NoProgress,
     Progress,
 )
-from mirror.credentials import docker_config_path, run_helper
 from mirror.errors import ConfigError, CredentialsError, EngineError, MirrorError
 from mirror.manifests import platforms_label
 from mirror.reference import (

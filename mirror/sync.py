@@ -27,8 +27,8 @@ import httpx
 
 from mirror.budget import DeferredError, PullBudget, budget_available
 from mirror.config import Config, MirroredImage
-from mirror.copy import (
-    Copier,
+from mirror.copy import Copier, write_tag
+from mirror.engine import (
     CopyEngine,
     CopyError,
     CopyOutcome,
@@ -36,7 +36,6 @@ from mirror.copy import (
     EngineFactory,
     Progress,
     spent_before_failing,
-    write_tag,
 )
 from mirror.errors import MirrorError
 from mirror.manifests import INDEX_TYPES, ManifestError

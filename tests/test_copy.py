@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirror.copy import Copier, CopyError, CopyRequest, PullBudget
+from mirror.budget import DeferredError, PullBudget
+from mirror.copy import Copier
 from mirror.ecr import EcrCredentials
+from mirror.engine import CopyError, CopyRequest
 from mirror.reference import Platform, parse_platform
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
@@ -278,7 +280,6 @@ def test_expired_tokens_are_renewed(ends: Ends, fresh_world: World) -> None:
 
 
 def test_the_pull_budget_defers_before_spending(ends: Ends, fresh_world: World) -> None:
-    from mirror.copy import DeferredError
 
     entry = fresh_world.corpus.get("python:3.12-slim")
     fresh_world.create_repository(f"{PREFIX}/{entry.repository}")

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mirror.copy import NoProgress, verified_stream
+from mirror.blobs import verified_stream
 from mirror.ecr import EcrCredentials
+from mirror.engine import NoProgress
 from mirror.errors import CredentialsError
 from mirror.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, Manifest, ManifestError
 from mirror.reference import InvalidReference, validate_digest, validate_tag

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mirror.config import Config, load_config
-from mirror.copy import Copier, EngineFactory
+from mirror.copy import Copier
 from mirror.credentials import FoundCredentials, find_source_credentials
 from mirror.ecr import EcrCredentials
+from mirror.engine import EngineFactory
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.retry import RetryPolicy
 from mirror.report import StderrProgress, write_json, write_table

@@ -1,0 +1,112 @@
+"""What a copy engine is to `mirror.sync`: the request for one tag, its outcome, and the
+two engines' common surface (`Copier`, registry to registry; `DockerEngineCopier`, through
+a Docker engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+from mirror.budget import PullBudget, TopInTarget
+from mirror.errors import MirrorError
+from mirror.manifests import Manifest
+from mirror.reference import Platform
+from mirror.registry.client import ManifestHead, RegistryClient
+from mirror.registry.retry import RetryPolicy
+
+
+class Progress(Protocol):
+    """Told how many bytes an image needs and of bytes as they move, to draw progress."""
+
+    def expect(self, image: str, size: int) -> None: ...
+
+    def advance(self, image: str, size: int) -> None: ...
+
+
+class NoProgress:
+    def expect(self, image: str, size: int) -> None:
+        """Nothing to draw."""
+
+    def advance(self, image: str, size: int) -> None:
+        """Nothing to draw."""
+
+
+class CopyError(MirrorError):
+    """A copy that cannot succeed as configured (e.g. none of the chosen platforms exist)."""
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    source_repository: str
+    tag: str
+    target_repository: str
+    platforms: tuple[Platform, ...] | None
+    source: ManifestHead  # what the plan's HEAD saw: the copy pins this digest
+    top_in_target: TopInTarget = None  # what the plan's HEADs on ECR found
+    position: int = 0  # in config order: the budget admits copies in this order
+
+    @property
+    def label(self) -> str:
+        return f"{self.source_repository}:{self.tag}"
+
+
+@dataclass
+class CopyOutcome:
+    digest: str = ""  # what the target tag points at now
+    manifest: Manifest | None = None  # the bytes written under the tag, when the engine has them
+    pulls: int = 0  # manifest GETs Docker Hub charged to this copy
+    bytes: int = 0  # blob bytes this copy streamed (not the image's size)
+    blobs_copied: int = 0
+    blobs_present: int = 0
+    blobs_mounted: int = 0
+
+
+def spent_before_failing(exc: BaseException) -> CopyOutcome:
+    """What a copy that raised `exc` had spent (pulls, bytes), when its engine recorded it."""
+    outcome = getattr(exc, "mirror_outcome", None)
+    return outcome if isinstance(outcome, CopyOutcome) else CopyOutcome()
+
+
+class CopyEngine(Protocol):
+    """What `mirror.sync` needs from an engine."""
+
+    source: RegistryClient  # the plan HEADs the source through it
+    target: RegistryClient  # and checks the target's repositories
+    budget: PullBudget  # replaced by the sync once the plan has read the quota
+
+    def up_to_date(
+        self,
+        target_repository: str,
+        tag: str,
+        source: ManifestHead,
+        platforms: tuple[Platform, ...] | None,
+    ) -> str | None:
+        """The digest the ECR tag points at when it already mirrors `source`, else None."""
+        ...
+
+    def copy(self, request: CopyRequest) -> CopyOutcome: ...
+
+    def manifests_fetched(self) -> int:
+        """Distinct manifests fetched from Docker Hub so far: the least pulls the run's work
+        could have cost."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class EngineFactory(Protocol):
+    """Makes the engine for one sync; `Copier` itself is one."""
+
+    def __call__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        *,
+        concurrency: int,
+        budget: PullBudget,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> CopyEngine: ...
