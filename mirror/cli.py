@@ -33,9 +33,8 @@ from mirror.commands.template import run_template
 from mirror.commands.uri import run_uri
 from mirror.config import DEFAULT_CONFIG_PATH
 from mirror.errors import ConfigError, MirrorError
-from mirror.plan import Shard
+from mirror.plan import Shard, SyncOptions
 from mirror.report import log_handler, write_error_json
-from mirror.sync import SyncOptions
 from mirror.text import ERROR_LIMIT, known_secrets, printable, redact
 
 INTERRUPTED = 130
@@ -164,9 +163,16 @@ def sync_command(
         list[str] | None,
         typer.Option("--only", help="Only images (or image:tag) matching this glob; repeatable."),
     ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Parallel transfers.")
+    transfers: Annotated[
+        int,
+        typer.Option("--transfers", "--concurrency", min=1, max=64, help="Blobs moving at once."),
     ] = 8,
+    images: Annotated[
+        int | None,
+        typer.Option(
+            "--images", min=1, max=64, help="Images copied at once [default: 4, at most transfers]."
+        ),
+    ] = None,
     shard: Annotated[
         str | None, typer.Option("--shard", help="K/N: this job's part of the plan.")
     ] = None,
@@ -206,7 +212,8 @@ def sync_command(
             dry_run=dry_run,
             only=tuple(only or ()),
             shard=Shard.parse(shard) if shard else None,
-            concurrency=concurrency,
+            transfers=transfers,
+            images=images or min(transfers, 4),
             fail_fast=fail_fast,
         )
         docker = None

@@ -1,19 +1,26 @@
-"""What a copy engine is to `mirror.sync`: the request for one tag, its outcome, and the
-two engines' common surface (`Copier`, registry to registry; `DockerEngineCopier`, through
-a Docker engine).
+"""What a copy engine is to `mirror.sync`: the request for one tag, its outcome, the two
+engines' common surface (`Copier`, registry to registry; `DockerEngineCopier`, through a
+Docker engine), and what an image's failure says in the report.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+import httpx
+
 from mirror.budget import PullBudget, TopInTarget
 from mirror.errors import MirrorError
-from mirror.manifests import Manifest
+from mirror.manifests import Manifest, ManifestError
 from mirror.reference import Platform
 from mirror.registry.client import ManifestHead, RegistryClient
 from mirror.registry.retry import RetryPolicy
+from mirror.text import known_secrets, redact
+
+log = logging.getLogger("mirror.sync")
 
 
 class Progress(Protocol):
@@ -60,6 +67,21 @@ class CopyOutcome:
     blobs_copied: int = 0
     blobs_present: int = 0
     blobs_mounted: int = 0
+
+
+# What one image's failure may be: reported on that image, never stopping the run.
+IMAGE_FAILURES = (MirrorError, ManifestError, CopyError, httpx.HTTPError)
+
+
+def failure_text(exc: Exception) -> str:
+    """What an image's failure says: the error's own words, or, for an error nothing
+    expected (a bug, or a registry answer of a shape nobody foresaw), its type too, with
+    anything that looks like a credential redacted (httpx quotes header values)."""
+    if isinstance(exc, IMAGE_FAILURES):
+        return str(exc)
+    log.debug("unexpected error", exc_info=True)
+    said = redact(str(exc), known_secrets(os.environ))
+    return f"internal error: {type(exc).__name__}: {said} (please report)"
 
 
 def spent_before_failing(exc: BaseException) -> CopyOutcome:

@@ -86,6 +86,19 @@ def may_select(image: MirroredImage, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class SyncOptions:
+    """What a run is asked to do. `transfers`: blobs moving at once (and the threads that
+    plan); `images`: copies at once."""
+
+    dry_run: bool = False
+    only: tuple[str, ...] = ()
+    shard: Shard | None = None
+    transfers: int = 8
+    images: int = 4
+    fail_fast: bool = False
+
+
 @dataclass
 class PlannedTag:
     """One tag of one image, classified by HEADs alone."""

@@ -9,8 +9,8 @@ from typing import TextIO
 
 from mirror.config import load_config
 from mirror.credentials import find_source_credentials
+from mirror.registries import open_registries, quota
 from mirror.registry.auth import StaticCredentials
-from mirror.sync import open_registries, quota
 from mirror.text import printable
 
 log = logging.getLogger("mirror")

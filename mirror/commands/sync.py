@@ -14,10 +14,12 @@ from mirror.copy import Copier
 from mirror.credentials import FoundCredentials, find_source_credentials
 from mirror.ecr import EcrCredentials
 from mirror.engine import EngineFactory
+from mirror.plan import SyncOptions
+from mirror.registries import open_registries
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.retry import RetryPolicy
 from mirror.report import StderrProgress, write_json, write_table
-from mirror.sync import SyncOptions, open_registries, sync
+from mirror.sync import sync
 
 if TYPE_CHECKING:
     from mirror.engine_docker import DockerOptions
@@ -63,7 +65,7 @@ def run_sync(
             StaticCredentials(found.credentials),
             target.credentials,
             target.url,
-            options.concurrency,
+            options.transfers,
         ) as registries,
         StderrProgress() as progress,
     ):

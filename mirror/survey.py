@@ -1,0 +1,126 @@
+"""The plan's requests: tag lists and HEADs that classify every tag, spending no pull.
+
+    resolve tags  (tag lists: free)         -> (image, tag) pairs, filtered by --only/--shard
+    classify      (HEAD source and target)   -> up-to-date | copy | missing | failed
+    find in ECR   (HEADs on the target)      -> what ECR holds of a changed tag's image already
+    check         (one tag page per target)  -> copies into a missing repository fail first
+
+The decisions on what these requests found are pure and live in `mirror.plan`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from mirror.config import Config, MirroredImage
+from mirror.engine import CopyEngine, failure_text
+from mirror.manifests import INDEX_TYPES
+from mirror.plan import Action, PlannedTag, SyncOptions, may_select, selected
+from mirror.registry.client import RateLimit, RegistryClient
+from mirror.registry.errors import RegistryError
+from mirror.registry.retry import RetryPolicy
+from mirror.versions import select_tags
+
+
+def resolve_tags(source: RegistryClient, image: MirroredImage) -> list[str]:
+    """The tags an entry names: its list, or its selector applied to the source's tag list."""
+    if isinstance(image.tags, tuple):
+        return list(image.tags)
+    return select_tags(source.list_tags(image.repository), image.tags)
+
+
+def plan_sync(
+    config: Config, copier: CopyEngine, options: SyncOptions, *, retry: RetryPolicy
+) -> tuple[list[PlannedTag], RateLimit | None]:
+    """Classify every selected tag with HEADs only. Spends no pull."""
+    source, target = copier.source, copier.target
+    shard = options.shard
+
+    def tags_of(image: MirroredImage) -> list[PlannedTag]:
+        if not may_select(image, options.only):
+            return []
+        try:
+            tags = retry.call(lambda: resolve_tags(source, image))
+        except Exception as exc:  # every shard: none can tell which tags it owns
+            return [
+                PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {failure_text(exc)}")
+            ]
+        if not tags:  # one shard reports it
+            if shard is None or shard.owns(image.target_repository, "*"):
+                return [PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")]
+            return []
+        return [
+            PlannedTag(image, tag, Action.WOULD_COPY)
+            for tag in tags
+            if selected(image, tag, options.only)
+            and (shard is None or shard.owns(image.target_repository, tag))
+        ]
+
+    seen: list[RateLimit] = []
+
+    def classify(planned: PlannedTag) -> None:
+        if planned.action is not Action.WOULD_COPY:
+            return
+        image, tag = planned.image, planned.tag
+        try:
+            head = retry.call(lambda: source.head_manifest(image.repository, tag))
+            if head is None:
+                planned.action, planned.error = Action.MISSING, "no such tag at the source"
+                return
+            planned.source = head
+            if head.ratelimit is not None:
+                seen.append(head.ratelimit)
+            mirrored = copier.up_to_date(image.target_repository, tag, head, image.platforms)
+            if mirrored is not None:
+                planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
+                return
+            find_in_target(planned)
+        except Exception as exc:  # that tag's failure, whatever it is
+            planned.action, planned.error = Action.FAILED, failure_text(exc)
+
+    def find_in_target(planned: PlannedTag) -> None:
+        """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free)."""
+        repository, head = planned.image.target_repository, planned.source
+        assert head is not None
+        if retry.call(lambda: target.head_manifest(repository, head.digest)) is not None:
+            planned.top_in_target = "manifest"
+        elif head.media_type in INDEX_TYPES:
+            if retry.call(lambda: target.blob_exists(repository, head.digest)):
+                planned.top_in_target = "kept"
+            if options.dry_run and planned.image.platforms is None:
+                planned.previous_children = previous_children(repository, planned.tag)
+
+    def previous_children(repository: str, tag: str) -> int | None:
+        """How many manifests the index ECR's tag names holds: a free guess at the next."""
+        try:
+            manifest, _ = retry.call(lambda: target.get_manifest(repository, tag))
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return len(manifest.children()) if manifest.is_index else None
+
+    def check_repository(repository: str) -> None:
+        """A copy into a repository ECR does not have would spend pulls, then fail."""
+        try:
+            missing = retry.call(lambda: copier.target.repository_missing(repository))
+        except Exception as exc:  # those images' failure, whatever it is
+            problem: str | None = f"checking the ECR repository: {failure_text(exc)}"
+        else:
+            problem = None if missing is None else f"{missing}; run `mirror ensure-repo` first"
+        for planned in pairs:
+            if (
+                problem
+                and planned.image.target_repository == repository
+                and planned.action is Action.WOULD_COPY
+            ):
+                planned.action, planned.error = Action.FAILED, problem
+
+    with ThreadPoolExecutor(max_workers=options.transfers, thread_name_prefix="plan") as pool:
+        pairs = [planned for part in pool.map(tags_of, config.images) for planned in part]
+        list(pool.map(classify, pairs))
+        to_copy = {p.image.target_repository for p in pairs if p.action is Action.WOULD_COPY}
+        list(pool.map(check_repository, sorted(to_copy)))
+    # the smallest `remaining` is the latest word: HEADs ran concurrently
+    ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
+    return pairs, ratelimit
