@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from mirror.errors import MirrorError
 from mirror.manifests import INDEX_TYPES, OCI_INDEX
 from mirror.registry.client import RateLimit
 
@@ -35,7 +36,7 @@ from mirror.registry.client import RateLimit
 GUESSED_PLATFORMS = 2
 
 
-class DeferredError(Exception):
+class DeferredError(MirrorError):
     """The pull budget cannot pay for this copy now; nothing was written to the target tag."""
 
 

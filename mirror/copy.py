@@ -32,7 +32,14 @@ import httpx
 
 from mirror.blobs import BlobTransfer
 from mirror.budget import DeferredError, PullBudget
-from mirror.engine import CopyError, CopyOutcome, CopyRequest, NoProgress, Progress
+from mirror.engine import (
+    CopyError,
+    CopyFailed,
+    CopyOutcome,
+    CopyRequest,
+    NoProgress,
+    Progress,
+)
 from mirror.errors import MirrorError
 from mirror.manifests import (
     SOURCE_DIGEST_ANNOTATION,
@@ -126,8 +133,8 @@ class Copier:
     # --- copying ----------------------------------------------------------------------
 
     def copy(self, request: CopyRequest) -> CopyOutcome:
-        """Copy one tag. Raises DeferredError when the budget cannot pay for it; whatever it
-        raises carries what was spent until then (`spent_before_failing`)."""
+        """Copy one tag. Raises CopyFailed with what was spent, and why: DeferredError when
+        the budget cannot pay for it, else the failure."""
         outcome = CopyOutcome()
         try:
             with self.budget.turn(request.position):  # admission, in config order
@@ -142,8 +149,7 @@ class Copier:
                 written = top
             write_tag(self.target, self.retry, request.target_repository, request.tag, written)
         except Exception as exc:
-            exc.mirror_outcome = outcome  # type: ignore[attr-defined]
-            raise
+            raise CopyFailed(outcome, exc) from exc
         outcome.digest, outcome.manifest = written.digest, written
         return outcome
 

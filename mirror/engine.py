@@ -84,10 +84,14 @@ def failure_text(exc: Exception) -> str:
     return f"internal error: {type(exc).__name__}: {said} (please report)"
 
 
-def spent_before_failing(exc: BaseException) -> CopyOutcome:
-    """What a copy that raised `exc` had spent (pulls, bytes), when its engine recorded it."""
-    outcome = getattr(exc, "mirror_outcome", None)
-    return outcome if isinstance(outcome, CopyOutcome) else CopyOutcome()
+class CopyFailed(MirrorError):
+    """A copy that did not finish: `cause` says why (deferred by the budget, or a failure),
+    `outcome` what it had spent until then, for the report."""
+
+    def __init__(self, outcome: CopyOutcome, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.outcome = outcome
+        self.cause = cause
 
 
 class CopyEngine(Protocol):

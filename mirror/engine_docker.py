@@ -52,6 +52,7 @@ from mirror.config import Config, MirroredImage, load_config
 from mirror.credentials import docker_config_path, run_helper
 from mirror.engine import (
     CopyError,
+    CopyFailed,
     CopyOutcome,
     CopyRequest,
     NoProgress,
@@ -512,8 +513,7 @@ class DockerEngineCopier:
                     digests.append(pushed.digest)
             outcome.digest = digests[1] or self._immutable_tag(request, marker)
         except Exception as exc:  # the report shows what a failed copy spent
-            exc.mirror_outcome = outcome  # type: ignore[attr-defined]
-            raise
+            raise CopyFailed(outcome, exc) from exc
         return outcome
 
     def _local_copy(self, source_ref: str, platform: Platform | None) -> Any:

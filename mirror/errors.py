@@ -3,10 +3,20 @@
     MirrorError                 anything `mirror` reports to a user (exit code 1)
     ├── ConfigError             bad input: config file, CLI arguments (exit code 2)
     ├── RegistryError           a registry answered with an error (see mirror.registry.errors)
-    │   └── QuotaExhaustedError Docker Hub's pull quota is spent (TOOMANYREQUESTS)
+    │   ├── QuotaExhaustedError Docker Hub's pull quota is spent (TOOMANYREQUESTS)
+    │   └── StaleCredentialsError  a 401 after the token was renewed: one more try
+    ├── UntrustedAnswerError    a registry's answer broke a rule (mirror.registry.errors)
+    ├── BlobIntegrityError      a blob's bytes did not match its digest or size
     ├── CredentialsError        credentials could not be found or read
     ├── StackError              CloudFormation refused or failed
-    └── EngineError             the Docker engine reported a failure
+    ├── EngineError             the Docker engine reported a failure
+    ├── DeferredError           the pull budget cannot pay for a copy now (mirror.budget)
+    ├── CopyError               a copy that cannot succeed as configured (mirror.engine)
+    └── CopyFailed              a copy that did not finish: its cause and what it spent
+
+Two value errors stay `ValueError`s, because pydantic reports a validator's ValueError as
+a field's problem: `InvalidReference` (mirror.reference) and `ManifestError`
+(mirror.manifests); both are caught where they can arise and reported as one line.
 
 Messages are one line, name the file, field or image concerned, and never carry secrets.
 """

@@ -25,12 +25,12 @@ from mirror.config import Config
 from mirror.copy import Copier, write_tag
 from mirror.engine import (
     CopyEngine,
+    CopyFailed,
     CopyOutcome,
     CopyRequest,
     EngineFactory,
     Progress,
     failure_text,
-    spent_before_failing,
 )
 from mirror.plan import Action, PlannedTag, SyncOptions, forecast, group_copies
 from mirror.registries import Registries, references
@@ -127,20 +127,17 @@ def execute(
             position=position,
         )
         started = time.monotonic()
-        outcome = CopyOutcome()
         try:
             outcome = copier.copy(request)
             result.action, result.digest = Action.COPIED, outcome.digest
-        except DeferredError as exc:
-            result.action, result.error = Action.DEFERRED, str(exc)
-            outcome = spent_before_failing(exc)
-        except QuotaExhaustedError as exc:  # from a GET outside the budgeted path
-            copier.budget.exhausted()
-            result.action, result.error = Action.DEFERRED, str(exc)
-            outcome = spent_before_failing(exc)
-        except Exception as exc:  # that image's failure, whatever it is
-            result.action, result.error = Action.FAILED, failure_text(exc)
-            outcome = spent_before_failing(exc)
+        except CopyFailed as failed:
+            outcome, cause = failed.outcome, failed.cause
+            if isinstance(cause, QuotaExhaustedError):  # from a GET outside the budget's path
+                copier.budget.exhausted()
+            if isinstance(cause, DeferredError | QuotaExhaustedError):
+                result.action, result.error = Action.DEFERRED, str(cause)
+            else:  # that image's failure, whatever it is
+                result.action, result.error = Action.FAILED, failure_text(cause)
         result.seconds = round(time.monotonic() - started, 3)
         result.bytes, result.pulls = outcome.bytes, outcome.pulls
         return result, outcome

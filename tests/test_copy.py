@@ -23,7 +23,7 @@ import pytest
 from mirror.budget import DeferredError, PullBudget
 from mirror.copy import Copier
 from mirror.ecr import EcrCredentials
-from mirror.engine import CopyError, CopyRequest
+from mirror.engine import CopyError, CopyFailed, CopyRequest
 from mirror.reference import Platform, parse_platform
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
@@ -181,8 +181,12 @@ def test_platform_filter_copies_only_the_chosen_platforms(ends: Ends, fresh_worl
 def test_a_platform_the_source_lacks_is_a_clear_error(ends: Ends, fresh_world: World) -> None:
     entry = fresh_world.corpus.get("python:3.12-slim")
     fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
-    with ends.copier() as copier, pytest.raises(CopyError, match=r"linux/s390x.*linux/amd64"):
+    with (
+        ends.copier() as copier,
+        pytest.raises(CopyFailed, match=r"linux/s390x.*linux/amd64") as caught,
+    ):
         copier.copy(request_for(ends, entry, (parse_platform("linux/s390x"),)))
+    assert isinstance(caught.value.cause, CopyError)
     assert complete_tags(fresh_world).get(f"{PREFIX}/{entry.repository}", []) == []
 
 
@@ -284,8 +288,12 @@ def test_the_pull_budget_defers_before_spending(ends: Ends, fresh_world: World) 
     entry = fresh_world.corpus.get("python:3.12-slim")
     fresh_world.create_repository(f"{PREFIX}/{entry.repository}")
     pulls = fresh_world.hub_front.counters["pulls"]
-    with ends.copier(budget=2) as copier, pytest.raises(DeferredError, match="needs 2 more pulls"):
+    with (
+        ends.copier(budget=2) as copier,
+        pytest.raises(CopyFailed, match="needs 2 more pulls") as caught,
+    ):
         copier.copy(request_for(ends, entry))  # index (1) + 2 platforms > 2
+    assert isinstance(caught.value.cause, DeferredError) and caught.value.outcome.pulls == 1
     assert fresh_world.hub_front.counters["pulls"] == pulls + 1  # only the index was fetched
     assert complete_tags(fresh_world).get(f"{PREFIX}/{entry.repository}", []) == []
 
@@ -416,8 +424,11 @@ def test_immutable_tags_accept_the_same_image_and_refuse_another(
             None,
             request_for(ends, other).source,
         )  # Docker Hub moved the tag
-        with pytest.raises(CopyError, match=r"alpine:3\.19 is immutable and points at sha256:"):
+        with pytest.raises(
+            CopyFailed, match=r"alpine:3\.19 is immutable and points at sha256:"
+        ) as caught:
             copier.copy(moved)
+        assert isinstance(caught.value.cause, CopyError)
     assert (
         fresh_world.ecr_front.counters.get("tag_invalid", f"{PREFIX}/library/alpine", "3.19") == 2
     )

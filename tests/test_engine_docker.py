@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mirror.budget import DeferredError, PullBudget
 from mirror.config import parse_config
-from mirror.copy import CopyError, CopyRequest, DeferredError, PullBudget
 from mirror.credentials import find_source_credentials
+from mirror.engine import CopyError, CopyFailed, CopyRequest
 from mirror.engine_docker import (
     DockerEngineFactory,
     DockerOptions,
@@ -736,8 +737,9 @@ def test_docker_hub_quota_defers_and_stops_the_budget(
     copier = _factory(fresh_world, docker_engine)(
         source, target, concurrency=1, budget=budget, retry=RetryPolicy(initial_wait=0.01)
     )
-    with pytest.raises(DeferredError, match="toomanyrequests"):
+    with pytest.raises(CopyFailed, match="toomanyrequests") as caught:
         copier.copy(request)
+    assert isinstance(caught.value.cause, DeferredError)
     assert budget.quota_hit and not budget.take(1)
     assert fresh_world.hub_front.counters["rate_limited"] == 1  # not retried
 
@@ -800,8 +802,9 @@ def test_immutable_tags_already_mirrored_are_success_others_a_clear_failure(
 
     alpine = _request(source, "library/alpine", "3.19")
     other = CopyRequest("library/alpine", "1.36", "dockerhub/library/busybox", None, alpine.source)
-    with pytest.raises(CopyError) as caught:
+    with pytest.raises(CopyFailed) as caught:
         copier.copy(other)
+    assert isinstance(caught.value.cause, CopyError)
     assert "dockerhub/library/busybox:1.36 is immutable and points at" in str(caught.value)
     assert first.digest in str(caught.value)
 
