@@ -30,8 +30,10 @@ from mirror.stack import (
     DeletePlan,
     Polling,
     Repository,
+    apply_stack,
     delete_stack,
     ensure_stack,
+    plan_stack,
 )
 from mirror.stack import ensure as stack_ensure
 from mirror.template import logical_id, render, render_yaml
@@ -249,6 +251,29 @@ def test_a_declined_confirmation_deletes_nothing(aws: Moto) -> None:
     assert stack_exists(aws)
     assert delete_stack(make_config(["python"]), confirm=lambda plan: True).result == "deleted"
     assert delete_stack(make_config(["python"]), confirm=lambda plan: True).result == "absent"
+
+
+def test_a_plan_executes_nothing_until_applied(aws: Moto, moto_clients: AwsClients) -> None:
+    ensure_stack(make_config(["python"]), polling=FAST)
+    status = stack_state(aws)[0]
+    plan = plan_stack(make_config(["python", "alpine"]), moto_clients, polling=FAST)
+    assert plan.action == "update" and plan.change_set is not None
+    assert [(c.action, c.repository) for c in plan.changes] == [("add", ALPINE)]
+    assert stack_state(aws)[0] == status
+    assert set(repositories(aws)) == {PYTHON}
+
+    applied = apply_stack(plan, moto_clients, polling=FAST)
+    assert (applied.result, applied.change_set) == ("updated", plan.change_set.name)
+    assert set(repositories(aws)) == {PYTHON, ALPINE}
+
+
+def test_a_refused_plan_is_not_applied(aws: Moto, moto_clients: AwsClients) -> None:
+    aws.client("ecr").create_repository(repositoryName=PYTHON)
+    plan = plan_stack(make_config(["python"]), moto_clients, polling=FAST)
+    assert plan.action == "create" and plan.refusal is not None
+    with pytest.raises(StackError, match="already exist outside stack"):
+        apply_stack(plan, moto_clients, polling=FAST)
+    assert not stack_exists(aws)
 
 
 # --- "no changes" ----------------------------------------------------------------------------
