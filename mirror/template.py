@@ -9,14 +9,14 @@ compare the deployed template (GetTemplate) with the rendered one and skip a cha
 Why rendered rather than a hand-written `Fn::ForEach` loop: `Fn::ForEach` needs the
 `AWS::LanguageExtensions` transform, which moto does not implement (the tests could not deploy
 it), and a rendered file is easier to review: every repository is spelled out. `cfn/ecr.yml`,
-the rendering of `config/images.yaml`, stays deployable by hand with the seed's command
+the rendering of `config/images.yaml`, stays deployable by hand with the command in its header
 (`aws cloudformation deploy --template-file cfn/ecr.yml --stack-name ecr-mirror
 --capabilities CAPABILITY_NAMED_IAM --parameter-overrides IAMUserName=...`).
 
 What the template holds, per mirrored image, one `AWS::ECR::Repository`:
 
 - `RepositoryName` `<prefix>/<namespace>/<name>`, as the config resolves it;
-- the seed's `AllowPushPull` policy statement for the IAM user in the `IAMUserName` parameter,
+- the `AllowPushPull` policy statement for the IAM user in the `IAMUserName` parameter,
   only when that parameter is not empty (condition `HasIAMUser`);
 - scan on push, AES256 or KMS encryption, mutable tags (a mirrored tag moves when its source
   moves), a lifecycle rule expiring untagged images N days after their push;
@@ -43,11 +43,11 @@ from mirror.config import Config, MirroredImage
 
 IAM_USER_PARAMETER = "IAMUserName"
 HAS_IAM_USER = "HasIAMUser"
-# The seed's parameter pattern `[a-zA-Z0-9-_]+`, with `*` so that an empty value (the default
+# The IAM user name pattern `[a-zA-Z0-9-_]+`, with `*` so that an empty value (the default
 # when the config names no IAM user) means "no repository policy".
 IAM_USER_PATTERN = "[a-zA-Z0-9-_]*"
 POLICY_SID = "AllowPushPull"
-# The seed's seven actions: the first three pull, all seven together push.
+# Seven actions: the first three pull, all seven together push.
 PUSH_PULL_ACTIONS = (
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchGetImage",
@@ -121,7 +121,7 @@ def lifecycle_policy_text(days: int) -> str:
 
 
 def _policy() -> dict[str, Any]:
-    """The seed's statement; the principal is the IAM user named by the parameter."""
+    """The `AllowPushPull` statement; the principal is the IAM user named by the parameter."""
     user_arn = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
     return {
         "Version": "2012-10-17",

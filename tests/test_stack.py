@@ -6,9 +6,8 @@ when its `DeletionPolicy` is `Retain`; CloudFormation keeps it (that is what the
 for). The server below behaves like CloudFormation there, so the "image removed from the
 config" step shows what happens on AWS. Stack deletion already honours Retain in moto.
 
-States moto cannot reach (ROLLBACK_COMPLETE, *_IN_PROGRESS, a failing create with its events,
-a replacement in a change set) are scripted with botocore's Stubber, which checks every
-request and answer against the real API model, without a network.
+States moto cannot reach are in `test_stack_scripted.py`; the pure plan and its texts in
+`test_stack_plan.py`.
 """
 
 from __future__ import annotations
@@ -18,40 +17,33 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from botocore.stub import Stubber
 
-from mirror.config import Config, load_config, parse_config
+from mirror.config import load_config
 from mirror.errors import StackError
 from mirror.stack import (
     AwsClients,
     DeletePlan,
     Polling,
     Repository,
-    _Run,
+    apply_stack,
     delete_stack,
     ensure_stack,
-    is_no_changes,
+    plan_stack,
 )
+from mirror.stack import ensure as stack_ensure
 from mirror.template import logical_id, render, render_yaml
+from tests.stack_config import ALPINE, NODE, PYTHON, STACK, make_config
 from tests.world.moto import Moto
 from tests.world.procs import http_probe, start_process
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FAST = Polling(interval=0.01, timeout=30)
-STACK = "ecr-mirror"
-PYTHON, NODE, ALPINE = (
-    "dockerhub/library/python",
-    "dockerhub/library/node",
-    "dockerhub/library/alpine",
-)
 
 _MOTO_HONOURING_RETAIN = """
 import sys
@@ -117,16 +109,6 @@ def aws(moto_server: Moto, moto_clients: AwsClients, monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(AwsClients, "for_config", classmethod(lambda cls, config: moto_clients))
     return moto_server
-
-
-def make_config(images: list[str], path: str = "images.yaml", **stack: Any) -> Config:
-    document = {
-        "version": 1,
-        "target": {"prefix": "dockerhub"},
-        "stack": {"name": STACK, **stack},
-        "images": [{"image": image, "tags": ["latest"]} for image in images],
-    }
-    return parse_config(yaml.safe_dump(document), path)
 
 
 def write_config(path: Path, images: list[str], **stack: Any) -> Path:
@@ -271,6 +253,29 @@ def test_a_declined_confirmation_deletes_nothing(aws: Moto) -> None:
     assert delete_stack(make_config(["python"]), confirm=lambda plan: True).result == "absent"
 
 
+def test_a_plan_executes_nothing_until_applied(aws: Moto, moto_clients: AwsClients) -> None:
+    ensure_stack(make_config(["python"]), polling=FAST)
+    status = stack_state(aws)[0]
+    plan = plan_stack(make_config(["python", "alpine"]), moto_clients, polling=FAST)
+    assert plan.action == "update" and plan.change_set is not None
+    assert [(c.action, c.repository) for c in plan.changes] == [("add", ALPINE)]
+    assert stack_state(aws)[0] == status
+    assert set(repositories(aws)) == {PYTHON}
+
+    applied = apply_stack(plan, moto_clients, polling=FAST)
+    assert (applied.result, applied.change_set) == ("updated", plan.change_set.name)
+    assert set(repositories(aws)) == {PYTHON, ALPINE}
+
+
+def test_a_refused_plan_is_not_applied(aws: Moto, moto_clients: AwsClients) -> None:
+    aws.client("ecr").create_repository(repositoryName=PYTHON)
+    plan = plan_stack(make_config(["python"]), moto_clients, polling=FAST)
+    assert plan.action == "create" and plan.refusal is not None
+    with pytest.raises(StackError, match="already exist outside stack"):
+        apply_stack(plan, moto_clients, polling=FAST)
+    assert not stack_exists(aws)
+
+
 # --- "no changes" ----------------------------------------------------------------------------
 
 
@@ -291,7 +296,7 @@ def test_a_change_set_without_changes_means_up_to_date(
         TemplateBody=render_yaml(config) + suffix,
         Parameters=[{"ParameterKey": "IAMUserName", "ParameterValue": ""}],
     )
-    monkeypatch.setattr(_Run, "_deployed_matches", lambda self, stack: False)
+    monkeypatch.setattr(stack_ensure, "template_matches", lambda deployed, body, config: False)
     before = stack_state(aws)
     lines: list[str] = []
     outcome = ensure_stack(config, progress=lines.append, polling=FAST)
@@ -310,19 +315,6 @@ def test_an_equivalent_template_in_another_format_is_up_to_date(aws: Moto) -> No
     lines: list[str] = []
     assert ensure_stack(config, progress=lines.append, polling=FAST).result == "up-to-date"
     assert not any("change set" in line for line in lines)
-
-
-@pytest.mark.parametrize(
-    ("message", "expected"),
-    [
-        ("The submitted information didn't contain changes. Submit different information", True),
-        ("No updates are to be performed.", True),
-        ("Template format error: unsupported structure.", False),
-        (None, False),
-    ],
-)
-def test_no_changes_messages(message: str | None, expected: bool) -> None:
-    assert is_no_changes(message) is expected
 
 
 # --- repositories that exist outside the stack, or no longer exist ----------------------------
@@ -368,12 +360,12 @@ def test_a_repository_deleted_by_hand_is_reported(aws: Moto) -> None:
         ensure_stack(make_config(["python", "node"]), polling=FAST)
 
 
-# --- the seed's own command ------------------------------------------------------------------
+# --- a stack deployed by hand ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("user", ["", "ci-pusher"])
-def test_the_seed_deploy_command_then_ensure_repo(aws: Moto, user: str) -> None:
-    """`aws cloudformation deploy` of cfn/ecr.yml, as the seed does it; then `ensure-repo` on
+def test_a_hand_deploy_of_cfn_ecr_yml_then_ensure_repo(aws: Moto, user: str) -> None:
+    """`aws cloudformation deploy` of cfn/ecr.yml, as its header says; then `ensure-repo` on
     the config it was rendered from finds it up to date, or (another IAM user) updates it."""
     deploy = subprocess.run(
         [
@@ -482,219 +474,3 @@ def test_cli_ensure_repo_and_delete_repo(aws: Moto, tmp_path: Path) -> None:
     assert outside.stdout == ""
     last = outside.stderr.splitlines()[-1]
     assert last.startswith("mirror: error: 2 repositories already exist outside stack")
-
-
-# --- states moto cannot reach, scripted with Stubber ------------------------------------------
-
-STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/0f1e2d3c"
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Scripted:
-    """Real boto3 clients whose answers are scripted (and whose requests are checked)."""
-
-    def __init__(self) -> None:
-        session = boto3.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
-        cf = session.client("cloudformation", endpoint_url="https://cloudformation.invalid")
-        ecr = session.client("ecr", endpoint_url="https://ecr.invalid")
-        self.clients = AwsClients(cf, ecr)
-        self.cf = Stubber(cf)
-        self.ecr = Stubber(ecr)
-        self.cf.activate()
-        self.ecr.activate()
-        self.sleeps: list[float] = []
-        self.now = 0.0
-
-    def polling(self, interval: float = 5.0, timeout: float = 600.0) -> Polling:
-        def sleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-        return Polling(interval=interval, timeout=timeout, sleep=sleep, clock=lambda: self.now)
-
-    def stack(self, status: str, **extra: Any) -> None:
-        answer = {
-            "StackId": STACK_ID,
-            "StackName": STACK,
-            "CreationTime": NOW,
-            "StackStatus": status,
-            **extra,
-        }
-        self.cf.add_response("describe_stacks", {"Stacks": [answer]})
-
-    def events(self, *events: tuple[str, str, str]) -> None:
-        """(event id, logical id, status[: reason]) newest first."""
-        answer = []
-        for event_id, logical, status in events:
-            status, _, reason = status.partition(": ")
-            event = {
-                "StackId": STACK_ID,
-                "EventId": event_id,
-                "StackName": STACK,
-                "Timestamp": NOW,
-                "LogicalResourceId": logical,
-                "ResourceStatus": status,
-            }
-            if reason:
-                event["ResourceStatusReason"] = reason
-            answer.append(event)
-        self.cf.add_response("describe_stack_events", {"StackEvents": answer})
-
-    def done(self) -> None:
-        self.cf.assert_no_pending_responses()
-        self.ecr.assert_no_pending_responses()
-
-
-@pytest.fixture
-def scripted() -> Scripted:
-    return Scripted()
-
-
-REASON = (
-    "Resource handler returned message: \"Invalid parameter at 'PolicyText' failed to"
-    " satisfy constraint: 'Invalid repository policy provided'\""
-)
-
-
-def test_a_failed_creation_prints_the_events_reasons(scripted: Scripted) -> None:
-    config = make_config(["python"], iam_user="nobody")
-    scripted.cf.add_client_error(
-        "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
-    )
-    scripted.ecr.add_response("describe_repositories", {"repositories": []})
-    scripted.cf.add_response("create_stack", {"StackId": STACK_ID})
-    scripted.stack("CREATE_IN_PROGRESS")
-    scripted.events(("e1", STACK, "CREATE_IN_PROGRESS: User Initiated"))
-    scripted.stack("ROLLBACK_COMPLETE")
-    scripted.events(
-        ("e4", STACK, "ROLLBACK_COMPLETE"),
-        ("e3", logical_id(PYTHON), "DELETE_COMPLETE"),
-        ("e2", logical_id(PYTHON), f"CREATE_FAILED: {REASON}"),
-        ("e1", STACK, "CREATE_IN_PROGRESS: User Initiated"),
-    )
-    lines: list[str] = []
-    with pytest.raises(StackError) as raised:
-        ensure_stack(
-            config, progress=lines.append, polling=scripted.polling(), aws=scripted.clients
-        )
-    assert str(raised.value) == (
-        f"stack {STACK}: creation failed and the stack is ROLLBACK_COMPLETE:"
-        f" {'CREATE_FAILED':<28} {PYTHON}: {REASON}"
-    )
-    assert f"stack {STACK}: creation failed:" in lines
-    assert lines[-1] == f"  {'CREATE_FAILED':<28} {PYTHON}: {REASON}"
-    assert scripted.sleeps == [5.0]  # one poll interval, no busy loop
-    scripted.done()
-
-
-def test_waiting_is_bounded(scripted: Scripted) -> None:
-    scripted.cf.add_client_error(
-        "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
-    )
-    scripted.ecr.add_response("describe_repositories", {"repositories": []})
-    scripted.cf.add_response("create_stack", {"StackId": STACK_ID})
-    for _ in range(4):  # at 0, 10, 20 and 30 seconds
-        scripted.stack("CREATE_IN_PROGRESS")
-        scripted.events(("e1", STACK, "CREATE_IN_PROGRESS"))
-    with pytest.raises(StackError, match="creation still CREATE_IN_PROGRESS after 25 s"):
-        ensure_stack(
-            make_config(["python"]),
-            polling=scripted.polling(interval=10, timeout=25),
-            aws=scripted.clients,
-        )
-    assert scripted.sleeps == [10, 10, 10]
-    scripted.done()
-
-
-@pytest.mark.parametrize(
-    ("status", "advice"),
-    [
-        ("ROLLBACK_COMPLETE", "Delete it with `mirror delete-repo`"),
-        ("UPDATE_IN_PROGRESS", "another operation on it is running"),
-        ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "another operation on it is running"),
-        ("UPDATE_ROLLBACK_FAILED", "aws cloudformation continue-update-rollback"),
-        ("DELETE_FAILED", "run `mirror delete-repo` again"),
-        ("REVIEW_IN_PROGRESS", "Execute that change set, or delete the stack"),
-    ],
-)
-def test_a_stack_no_update_can_start_from_is_explained(
-    scripted: Scripted, status: str, advice: str
-) -> None:
-    scripted.stack(status)
-    scripted.events(
-        ("e2", logical_id(PYTHON), f"CREATE_FAILED: {REASON}"),
-        ("e1", STACK, "CREATE_IN_PROGRESS: User Initiated"),
-    )
-    lines: list[str] = []
-    with pytest.raises(StackError) as raised:
-        ensure_stack(
-            make_config(["python"]),
-            progress=lines.append,
-            polling=scripted.polling(),
-            aws=scripted.clients,
-        )
-    assert str(raised.value).startswith(f"stack {STACK} is {status}: ")
-    assert advice in str(raised.value)
-    assert lines == [f"  {'CREATE_FAILED':<28} {PYTHON}: {REASON}"]  # why it got there
-    scripted.done()
-
-
-def test_a_replacement_is_refused_before_anything_is_executed(scripted: Scripted) -> None:
-    config = make_config(["python"], encryption="KMS")
-    scripted.stack(
-        "UPDATE_COMPLETE", Parameters=[{"ParameterKey": "IAMUserName", "ParameterValue": "x"}]
-    )
-    scripted.cf.add_response(
-        "list_stack_resources",
-        {
-            "StackResourceSummaries": [
-                {
-                    "LogicalResourceId": logical_id(PYTHON),
-                    "PhysicalResourceId": PYTHON,
-                    "ResourceType": "AWS::ECR::Repository",
-                    "LastUpdatedTimestamp": NOW,
-                    "ResourceStatus": "CREATE_COMPLETE",
-                }
-            ]
-        },
-    )
-    scripted.ecr.add_response("describe_repositories", {"repositories": []})
-    scripted.cf.add_response("create_change_set", {"Id": "arn:cs", "StackId": STACK_ID})
-    change = {
-        "Action": "Modify",
-        "LogicalResourceId": logical_id(PYTHON),
-        "PhysicalResourceId": PYTHON,
-        "ResourceType": "AWS::ECR::Repository",
-        "Replacement": "True",
-        "Details": [{"Target": {"Attribute": "Properties", "Name": "EncryptionConfiguration"}}],
-    }
-    scripted.cf.add_response(
-        "describe_change_set",
-        {
-            "ChangeSetName": "mirror-x",
-            "Status": "CREATE_COMPLETE",
-            "Changes": [{"Type": "Resource", "ResourceChange": change}],
-        },
-    )
-    scripted.cf.add_response("delete_change_set", {}, {"ChangeSetName": "arn:cs"})
-    lines: list[str] = []
-    with pytest.raises(StackError, match="changing EncryptionConfiguration would replace"):
-        ensure_stack(
-            config, progress=lines.append, polling=scripted.polling(), aws=scripted.clients
-        )
-    assert f"  ~ {PYTHON} (EncryptionConfiguration) [replacement]" in lines
-    scripted.done()  # no ExecuteChangeSet was scripted, and none was sent
-
-
-def test_aws_errors_become_one_line(scripted: Scripted) -> None:
-    scripted.cf.add_client_error(
-        "describe_stacks", "AccessDenied", "User: arn:aws:iam::1:user/x is not authorized"
-    )
-    with pytest.raises(StackError) as raised:
-        ensure_stack(make_config(["python"]), aws=scripted.clients)
-    assert str(raised.value) == (
-        f"stack {STACK}: DescribeStacks failed: AccessDenied:"
-        " User: arn:aws:iam::1:user/x is not authorized"
-    )

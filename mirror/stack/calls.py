@@ -1,0 +1,199 @@
+"""The AWS calls of a stack operation, and the SDK's errors made one line.
+
+`AwsClients` holds the CloudFormation and ECR clients (built with `mirror.aws.client`, so
+region, credentials and `AWS_ENDPOINT_URL` follow the SDK's conventions). The reads answer what
+a plan asks: the stack, its deployed template and repositories, ECR's repositories and their
+image counts. `compute_change_set` creates an UPDATE change set and waits until CloudFormation
+has computed it. `aws_errors` turns every AWS error into one line of StackError or
+CredentialsError.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from mirror.aws import client
+from mirror.config import Config
+from mirror.errors import CredentialsError, StackError
+from mirror.stack.events import Polling, Progress
+from mirror.stack.plan import ChangeSet, Repository, is_no_changes
+from mirror.template import REPOSITORY_TYPE
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import (
+        ChangeTypeDef,
+        ParameterTypeDef,
+        StackTypeDef,
+    )
+    from mypy_boto3_ecr.client import ECRClient
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The two clients a stack operation needs."""
+
+    cloudformation: CloudFormationClient
+    ecr: ECRClient
+
+    @classmethod
+    def for_config(cls, config: Config) -> AwsClients:
+        """Clients in `target.region`, or the SDK's own region, credentials and endpoint."""
+        return cls(client("cloudformation", config.region), client("ecr", config.region))
+
+    @property
+    def region(self) -> str:
+        return str(self.cloudformation.meta.region_name)
+
+
+@contextmanager
+def aws_errors(stack_name: str) -> Iterator[None]:
+    """Turn the SDK's exceptions into one-line MirrorErrors."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise StackError(
+            f"stack {stack_name}: {exc.operation_name} failed:"
+            f" {error.get('Code', 'error')}: {error.get('Message', exc)}"
+        ) from None
+    except NoCredentialsError:
+        raise CredentialsError(
+            "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY, or run with an instance or CodeBuild role"
+        ) from None
+    except BotoCoreError as exc:
+        raise StackError(f"stack {stack_name}: {exc}") from None
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def describe_stack(cf: CloudFormationClient, name: str) -> StackTypeDef | None:
+    """The stack, or None when there is none of that name (deleted stacks do not count)."""
+    try:
+        stacks = cf.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if "does not exist" in message:
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def deployed_template(cf: CloudFormationClient, stack_id: str) -> Any:
+    """The template the stack was deployed with: YAML text, or a dict for a JSON template."""
+    return cf.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"]
+
+
+def owned_repositories(cf: CloudFormationClient, stack_id: str) -> dict[str, str]:
+    """Logical ID -> name of the ECR repositories the stack holds."""
+    owned: dict[str, str] = {}
+    for page in cf.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+        for resource in page["StackResourceSummaries"]:
+            if resource["ResourceType"] == REPOSITORY_TYPE and resource.get("PhysicalResourceId"):
+                owned[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+    return owned
+
+
+def ecr_repositories(ecr: ECRClient) -> dict[str, str]:
+    """Name -> URI of every ECR repository in the account and region."""
+    found: dict[str, str] = {}
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repository in page["repositories"]:
+            found[repository["repositoryName"]] = repository["repositoryUri"]
+    return found
+
+
+def image_count(ecr: ECRClient, name: str) -> int | None:
+    """How many images the repository holds; None when it does not exist."""
+    count = 0
+    try:
+        for page in ecr.get_paginator("describe_images").paginate(repositoryName=name):
+            count += len(page["imageDetails"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+            return None
+        raise
+    return count
+
+
+def counted(
+    ecr: ECRClient, names: Sequence[str], existing: Mapping[str, str]
+) -> tuple[tuple[Repository, ...], tuple[str, ...]]:
+    """(those of `names` in ECR, with their images counted; those not in ECR), both sorted."""
+    found = tuple(
+        Repository(name, existing[name], image_count(ecr, name))
+        for name in sorted(names)
+        if name in existing
+    )
+    return found, tuple(sorted(name for name in names if name not in existing))
+
+
+# --- change sets -----------------------------------------------------------------------------
+
+
+def parameter_list(parameters: Mapping[str, str]) -> list[ParameterTypeDef]:
+    return [
+        {"ParameterKey": key, "ParameterValue": value} for key, value in sorted(parameters.items())
+    ]
+
+
+def compute_change_set(
+    cf: CloudFormationClient,
+    stack_name: str,
+    body: str,
+    parameters: Mapping[str, str],
+    *,
+    polling: Polling,
+    progress: Progress,
+) -> tuple[ChangeSet, list[ChangeTypeDef]] | None:
+    """An UPDATE change set and its changes, or None when nothing would change."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    name = f"mirror-{stamp}-{secrets.token_hex(2)}"
+    progress(f"computing change set {name} for stack {stack_name}")
+    try:
+        change_set_id = cf.create_change_set(
+            StackName=stack_name,  # moto finds a stack for a change set by name only
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            TemplateBody=body,
+            Parameters=parameter_list(parameters),
+            Description="mirror ensure-repo",
+        )["Id"]
+    except ClientError as exc:
+        if is_no_changes(exc.response.get("Error", {}).get("Message")):
+            return None
+        raise
+    deadline = polling.clock() + polling.timeout
+    while True:
+        described = cf.describe_change_set(ChangeSetName=change_set_id)
+        status = described["Status"]
+        if status in ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED"):
+            break
+        if polling.clock() >= deadline:
+            raise StackError(
+                f"stack {stack_name}: change set {name} is still {status} after"
+                f" {polling.timeout:.0f} s"
+            )
+        polling.sleep(polling.interval)
+    if status != "CREATE_COMPLETE":
+        reason = described.get("StatusReason", "")
+        cf.delete_change_set(ChangeSetName=change_set_id)
+        if is_no_changes(reason):
+            return None
+        raise StackError(f"stack {stack_name}: CloudFormation refused the change set: {reason}")
+    changes = list(described.get("Changes", []))
+    token = described.get("NextToken")
+    while token:
+        page = cf.describe_change_set(ChangeSetName=change_set_id, NextToken=token)
+        changes += page.get("Changes", [])
+        token = page.get("NextToken")
+    return ChangeSet(change_set_id, name), changes

@@ -1,0 +1,205 @@
+"""`ensure-repo`: plan the stack from what AWS answers, show the plan, then apply it.
+
+`plan_stack` asks and decides, executing nothing (the decisions and their texts are in
+`mirror.stack.plan`):
+
+1. A template too large for CloudFormation is refused before AWS is asked anything.
+2. **Describe** the stack. No stack: every repository is an addition, computed here (a CREATE
+   change set would leave a `REVIEW_IN_PROGRESS` stack behind, even for a dry run). A state no
+   update can start from is refused, with the events that led there.
+3. A stack whose deployed template (GetTemplate) and parameters equal the rendered ones is up
+   to date: no change set is computed, since one takes seconds to tens of seconds on AWS.
+4. Repositories to add that already exist in ECR outside the stack are refused, with the fix.
+5. Otherwise an UPDATE change set; "no changes" (see `is_no_changes`) means up to date.
+
+`ensure_stack` shows the plan; a dry run stops there (deleting the change set it computed).
+`apply_stack` refuses a change that would replace a repository, then creates the stack or
+executes the change set and waits, showing the stack's events. The outcome names the
+repositories' URIs (read from ECR: moto does not refresh stack outputs after a change set),
+and the repositories the run removed from the stack, which `DeletionPolicy: Retain` leaves in
+ECR with their images (counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from mirror.config import Config
+from mirror.errors import StackError
+from mirror.stack.calls import (
+    AwsClients,
+    aws_errors,
+    compute_change_set,
+    counted,
+    deployed_template,
+    describe_stack,
+    ecr_repositories,
+    owned_repositories,
+    parameter_list,
+)
+from mirror.stack.events import Polling, Progress, StackEvents, silent
+from mirror.stack.outcome import StackOutcome, StackResult
+from mirror.stack.plan import (
+    UPDATABLE,
+    Refusal,
+    StackPlan,
+    additions,
+    blocked_refusal,
+    limit_refusal,
+    missing_refusal,
+    outside_refusal,
+    parameters_match,
+    plan_lines,
+    replacement_refusal,
+    repository_changes,
+    template_matches,
+)
+
+
+def ensure_stack(
+    config: Config,
+    *,
+    dry_run: bool = False,
+    progress: Progress = silent,
+    polling: Polling = Polling(),
+    aws: AwsClients | None = None,
+) -> StackOutcome:
+    """Create or update the stack so that it holds exactly the config's repositories.
+
+    Raises StackError (with its reasons sent to `progress` first) when CloudFormation refuses
+    or fails, CredentialsError when there are no AWS credentials.
+    """
+    with aws_errors(config.stack.name):
+        clients = aws or AwsClients.for_config(config)
+        plan = plan_stack(config, clients, progress=progress, polling=polling)
+        for line in plan_lines(plan, dry_run=dry_run):
+            progress(line)
+        if plan.refusal is not None:
+            raise StackError(plan.refusal.message)
+        if dry_run:
+            return _discard(plan, clients)
+        return apply_stack(plan, clients, progress=progress, polling=polling)
+
+
+def plan_stack(
+    config: Config, aws: AwsClients, *, progress: Progress = silent, polling: Polling = Polling()
+) -> StackPlan:
+    """What `ensure-repo` would do; `progress` hears of a change set being computed.
+
+    Nothing is executed; a change set computed for the plan is executed by `apply_stack` or
+    deleted (see `ensure_stack`). AWS errors become one-line StackErrors.
+    """
+    with aws_errors(config.stack.name):
+        cf = aws.cloudformation
+        plan = StackPlan.for_config(config, aws.region)
+        refusal = limit_refusal(config, plan.stack_name, plan.template_body)
+        if refusal is not None:
+            return replace(plan, refusal=refusal)
+        stack = describe_stack(cf, plan.stack_name)
+        if stack is None:
+            plan = replace(
+                plan,
+                action="create",
+                changes=additions(plan.names),
+                existing=ecr_repositories(aws.ecr),
+            )
+            return replace(plan, refusal=_outside(config, plan, aws, owned={}))
+        stack_id = stack.get("StackId", plan.stack_name)
+        plan = replace(plan, stack_id=stack_id)
+        status = stack["StackStatus"]
+        if status not in UPDATABLE:
+            failures = StackEvents(cf, plan.stack_name, plan.names).recent_failures(stack_id)
+            return replace(plan, refusal=blocked_refusal(plan.stack_name, status, failures))
+        if parameters_match(stack, plan.parameters) and template_matches(
+            deployed_template(cf, stack_id), plan.template_body, config
+        ):
+            return replace(plan, action="none", existing=ecr_repositories(aws.ecr))
+        owned = owned_repositories(cf, stack_id)
+        plan = replace(plan, names={**plan.names, **owned}, existing=ecr_repositories(aws.ecr))
+        refusal = _outside(config, plan, aws, owned=owned)
+        if refusal is not None:
+            return replace(plan, refusal=refusal)
+        computed = compute_change_set(
+            cf,
+            plan.stack_name,
+            plan.template_body,
+            plan.parameters,
+            polling=polling,
+            progress=progress,
+        )
+        if computed is None:
+            return replace(plan, action="none", found_by="change set")
+        change_set, raw = computed
+        changes = repository_changes(raw, plan.names)
+        return replace(plan, action="update", change_set=change_set, changes=changes)
+
+
+def _outside(
+    config: Config, plan: StackPlan, aws: AwsClients, *, owned: Mapping[str, str]
+) -> Refusal | None:
+    """The refusal of repositories to add that exist outside the stack, their images counted."""
+    found, _ = counted(aws.ecr, plan.outside(owned), plan.existing)
+    return outside_refusal(plan.stack_name, config.path, found)
+
+
+def apply_stack(
+    plan: StackPlan, aws: AwsClients, *, progress: Progress = silent, polling: Polling = Polling()
+) -> StackOutcome:
+    """Carry out `plan` and wait for CloudFormation to finish; a refused plan is raised."""
+    with aws_errors(plan.stack_name):
+        if plan.refusal is not None:
+            raise StackError(plan.refusal.message)
+        cf = aws.cloudformation
+        events = StackEvents(cf, plan.stack_name, plan.names, progress)
+        if plan.action == "create":
+            progress(f"creating stack {plan.stack_name}")
+            stack_id = cf.create_stack(
+                StackName=plan.stack_name,
+                TemplateBody=plan.template_body,
+                Parameters=parameter_list(plan.parameters),
+            )["StackId"]
+            events.wait(
+                stack_id,
+                operation="creation",
+                success="CREATE_COMPLETE",
+                seen=set(),
+                polling=polling,
+            )
+            return _settled(plan, "created", aws, ecr_repositories(aws.ecr))
+        if plan.change_set is not None:
+            refusal = replacement_refusal(plan)
+            if refusal is not None:
+                cf.delete_change_set(ChangeSetName=plan.change_set.id)
+                raise StackError(refusal.message)
+            stack_id = plan.stack_id or plan.stack_name
+            seen = events.seen(stack_id)
+            progress(f"executing change set {plan.change_set.name}")
+            cf.execute_change_set(ChangeSetName=plan.change_set.id)
+            events.wait(
+                stack_id, operation="update", success="UPDATE_COMPLETE", seen=seen, polling=polling
+            )
+            return _settled(plan, "updated", aws, ecr_repositories(aws.ecr))
+        return _settled(plan, "up-to-date", aws, plan.existing)
+
+
+def _settled(
+    plan: StackPlan, result: StackResult, aws: AwsClients, existing: Mapping[str, str]
+) -> StackOutcome:
+    """The outcome once the stack holds the config's repositories, which must be in ECR."""
+    refusal = missing_refusal(plan, existing)
+    if refusal is not None:
+        raise StackError(refusal.message)
+    removed = [change.repository for change in plan.changes if change.action == "remove"]
+    retained, deleted = counted(aws.ecr, removed, existing)
+    return StackOutcome.of_plan(plan, result, existing, retained, deleted)
+
+
+def _discard(plan: StackPlan, aws: AwsClients) -> StackOutcome:
+    """A dry run's outcome: the change set the plan computed is deleted, not executed."""
+    if plan.change_set is not None:
+        aws.cloudformation.delete_change_set(ChangeSetName=plan.change_set.id)
+        return StackOutcome.of_plan(plan, "would-update", plan.existing)
+    if plan.action == "create":
+        return StackOutcome.of_plan(plan, "would-create", plan.existing)
+    return _settled(plan, "up-to-date", aws, plan.existing)
