@@ -9,6 +9,7 @@
 * ``mirror`` / ``engine_mirror`` (function): the CLI against the fresh world (see
   tests/runner.py), the second with the private dockerd; after the test, no output of any
   run may carry the ECR token.
+* ``parser`` (function): each YAML parser the config loader may stand on, in turn.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mirror import yamlfile
 from tests.runner import Mirror, QuotaThief
 from tests.world.dockerd import SKIP_ENV, DockerdUnavailable, DockerEngine
 from tests.world.world import World
@@ -99,3 +102,13 @@ def thief(fresh_world: World, monkeypatch: pytest.MonkeyPatch) -> QuotaThief:
 
     monkeypatch.setattr(front, "_manifest", manifest)
     return state
+
+
+@pytest.fixture(params=["libyaml", "python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each YAML parser the loader may stand on: libyaml's when PyYAML has it, PyYAML's own."""
+    if request.param == "python":
+        monkeypatch.setattr(yamlfile, "_new_loader", yamlfile._PythonLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
+    return str(request.param)

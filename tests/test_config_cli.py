@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mirror.config import MAX_CONFIG_BYTES
+from tests.config_documents import alias_bomb, nested
 from tests.runner import Mirror
-from tests.test_config import alias_bomb, nested
 
 TOKEN = "dckr_pat_Zq8vK1-not-to-be-printed"
 BUSYBOX = {"image": "busybox", "tags": ["1.36"]}

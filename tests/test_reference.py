@@ -16,6 +16,7 @@ from mirror.reference import (
     ecr_repository_name,
     parse_platform,
     parse_reference,
+    validate_digest,
     validate_repository,
     validate_tag,
 )
@@ -203,3 +204,11 @@ def test_ecr_names_and_platforms_refuse_only_with_invalid_reference(prefix: str,
         pass
     else:
         assert parse_platform(str(platform)) == platform
+
+
+def test_tags_and_digests_do_not_end_in_a_newline() -> None:
+    with pytest.raises(InvalidReference):
+        validate_tag("latest\n")
+    with pytest.raises(InvalidReference):
+        validate_digest(DIGEST + "\n")
+    assert validate_digest(DIGEST) == DIGEST

@@ -1,22 +1,21 @@
 """A thin client of the OCI distribution API, on httpx.
 
 Why by hand: the Python OCI libraries tried re-serialise manifests (changing digests), reject
-indexes, read whole layers into memory or retry poorly (see docs/protocol-facts.md). What is
-needed is small: manifests as raw bytes, blob HEAD/GET/mount/upload, tag lists. Why httpx:
-a mature, typed client with connection pooling shared across threads, streaming request and
-response bodies, explicit redirects and timeouts; HTTP/1.1 (HTTP/2 measured 2.3x slower on
-loopback for this workload).
+indexes, read whole layers into memory or retry poorly. What is needed is small: manifests as
+raw bytes, blob HEAD/GET/mount/upload, tag lists. Why httpx: a mature, typed client with
+connection pooling shared across threads, streaming request and response bodies, explicit
+redirects and timeouts; HTTP/1.1 (HTTP/2 measured 2.3x slower on loopback for this workload).
 
 Every call is one request with its Authorization header computed beforehand
 (`Authenticator.headers`), one answer checked, and errors built in one place
-(`registry_error`). Retrying is the caller's decision (`RetryPolicy`), so that a streamed
-upload is retried whole, with a new upload session.
+(`registry_error`); what an answer states is checked in `answers` before it is used.
+Retrying is the caller's decision (`RetryPolicy`), so that a streamed upload is retried whole,
+with a new upload session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,15 @@ import httpx
 
 from mirror import __version__
 from mirror.manifests import ACCEPT, Manifest, ManifestError
-from mirror.reference import InvalidReference, validate_digest, validate_tag
+from mirror.registry.answers import (
+    MAX_JSON_BYTES,
+    RateLimit,
+    content_length,
+    named_url,
+    stated_digest,
+    tags_on_page,
+    upload_location,
+)
 from mirror.registry.auth import Authenticator, CredentialsProvider, may_authenticate, scope_for
 from mirror.registry.errors import (
     RegistryError,
@@ -37,64 +44,29 @@ from mirror.registry.errors import (
     registry_error,
 )
 
+# Callers import the answers' values from here too, with the client that returns them.
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "ManifestHead",
+    "RateLimit",
+    "RegistryClient",
+    "content_length",
+    "new_http_client",
+]
+
 USER_AGENT = f"mirror/{__version__}"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # ECR's limit, and a guard against nonsense
-MAX_JSON_BYTES = 4 * 1024 * 1024  # a page of a tag list
 MAX_TAG_PAGES = 1000
 MAX_TAGS = 100_000
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 _LINK_NEXT = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
-_RATELIMIT = re.compile(r"^\s*(\d+)(?:\s*;\s*w=(\d+))?")
-_BYTE_COUNT = re.compile(r"[0-9]{1,18}")
-
-
-def content_length(response: httpx.Response) -> int | None:
-    """The Content-Length an answer states, None when it states none. Anything but one
-    decimal number is a lie told about the body: UntrustedAnswerError, not a ValueError."""
-    stated = response.headers.get("content-length")
-    if stated is None:
-        return None
-    if not _BYTE_COUNT.fullmatch(stated):
-        raise UntrustedAnswerError.about(response, "Content-Length is not a byte count")
-    return int(stated)
-
-
-def _resolve(response: httpx.Response, reference: str) -> httpx.URL:
-    """A URL an answer names (`Location`, `Link`), resolved against the answer's own URL."""
-    try:
-        return response.url.join(reference)
-    except httpx.InvalidURL:
-        raise UntrustedAnswerError.about(response, "names an invalid URL") from None
 
 
 def _segment(text: str) -> str:
     """One path segment, percent-encoded: nothing in it can add a segment or a query."""
     return quote(text, safe=":")
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Docker Hub's pull quota as its headers state it; None fields: not stated."""
-
-    limit: int
-    remaining: int
-    window_seconds: int | None
-    source: str | None
-
-    @classmethod
-    def from_headers(cls, headers: httpx.Headers) -> RateLimit | None:
-        limit = _RATELIMIT.match(headers.get("ratelimit-limit", ""))
-        remaining = _RATELIMIT.match(headers.get("ratelimit-remaining", ""))
-        if not limit or not remaining:
-            return None  # no headers: unlimited (a paid account, or an exempt image)
-        window = remaining.group(2) or limit.group(2)
-        return cls(
-            limit=int(limit.group(1)),
-            remaining=int(remaining.group(1)),
-            window_seconds=int(window) if window else None,
-            source=headers.get("docker-ratelimit-source"),
-        )
 
 
 @dataclass(frozen=True)
@@ -218,7 +190,7 @@ class RegistryClient:
                 return None
             raise
         pinned = reference.startswith("sha256:")
-        digest = _stated_digest(response) or (reference if pinned else None)
+        digest = stated_digest(response) or (reference if pinned else None)
         if not digest:
             raise ManifestError(
                 f"{self.host}/{repository}:{reference}: HEAD answer states no digest"
@@ -256,7 +228,7 @@ class RegistryClient:
             charged()
         raw = read_capped(response, MAX_MANIFEST_BYTES, "manifest")
         manifest = Manifest.from_bytes(raw, response.headers.get("content-type"))
-        stated = _stated_digest(response)
+        stated = stated_digest(response)
         expected = reference if reference.startswith("sha256:") else stated
         if expected and expected != manifest.digest:
             raise ManifestError(
@@ -302,33 +274,13 @@ class RegistryClient:
                 )
             seen.add(url)
             response = self._request("GET", url, scopes, ok=(200,), stream=True)
-            tags.extend(self._page_of_tags(response, repository))
+            tags.extend(tags_on_page(response, f"{self.host}/{repository}"))
             if len(tags) > MAX_TAGS:
                 raise UntrustedAnswerError(
                     f"{self.host}/{repository}: the tag list holds more than {MAX_TAGS} tags"
                 )
             found = _LINK_NEXT.search(response.headers.get("link", ""))
-            url = _resolve(response, found.group(1)) if found else None
-        return tags
-
-    def _page_of_tags(self, response: httpx.Response, repository: str) -> list[str]:
-        body = read_capped(response, MAX_JSON_BYTES, "tag list page")
-        try:
-            document = json.loads(body)
-        except ValueError:
-            document = None
-        # `"tags": null` is distribution's answer for a repository without tags
-        tags = (document.get("tags") or []) if isinstance(document, dict) else None
-        if not isinstance(tags, list):
-            raise UntrustedAnswerError.about(response, "the tag list is not a JSON list of tags")
-        for tag in tags:
-            try:
-                validate_tag(tag if isinstance(tag, str) else "")
-            except InvalidReference:
-                raise UntrustedAnswerError(
-                    f"{self.host}/{repository}: the registry lists an invalid tag"
-                    f" {tag!r:.80}: refused, a registry that lists it is lying or compromised"
-                ) from None
+            url = named_url(response, found.group(1)) if found else None
         return tags
 
     def repository_missing(self, repository: str) -> RegistryError | None:
@@ -385,7 +337,7 @@ class RegistryClient:
                     "GET",
                     public_url(url),
                 )
-            url = _resolve(response, location)
+            url = named_url(response, location)
         else:
             response.close()
             raise RegistryError(
@@ -435,32 +387,5 @@ class RegistryClient:
         )
 
     def _upload_location(self, response: httpx.Response, repository: str) -> str:
-        """The upload session an answer opened: on this registry, it must belong to
-        `repository` (the bytes go nowhere else); elsewhere, it gets no credentials."""
-        location = response.headers.get("location")
-        if not location:
-            raise RegistryError(
-                response.status_code,
-                "NO_LOCATION",
-                "upload answer without Location",
-                response.request.method,
-                public_url(response.request.url),
-            )
-        url = _resolve(response, location)
-        uploads = httpx.URL(self._url(repository, "blobs", "uploads", "")).path
-        if may_authenticate(url, self._origin) and not url.path.startswith(uploads):
-            raise UntrustedAnswerError.about(
-                response, f"opened an upload outside {repository}: refused"
-            )
-        return str(url)
-
-
-def _stated_digest(response: httpx.Response) -> str | None:
-    """The `Docker-Content-Digest` of an answer, checked: it may end up in a URL."""
-    stated = response.headers.get("docker-content-digest")
-    if stated is None:
-        return None
-    try:
-        return validate_digest(stated)
-    except InvalidReference:
-        raise UntrustedAnswerError.about(response, "states an invalid digest") from None
+        uploads = httpx.URL(self._url(repository, "blobs", "uploads", ""))
+        return upload_location(response, self._origin, uploads, repository)
