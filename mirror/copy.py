@@ -310,7 +310,7 @@ class Copier:
             with self.target.open_blob(request.target_repository, digest) as response:
                 raw = read_capped(response, MAX_MANIFEST_BYTES, "kept index")
             manifest = Manifest.from_bytes(raw, request.source.media_type)
-        except (MirrorError, ManifestError, httpx.HTTPError) as exc:
+        except (MirrorError, httpx.HTTPError) as exc:
             log.info("%s: the kept index is unreadable (%s): fetching it", request.label, exc)
             return None
         if manifest.digest != digest:

@@ -14,7 +14,7 @@ import httpx
 
 from mirror.budget import PullBudget, TopInTarget
 from mirror.errors import MirrorError
-from mirror.manifests import Manifest, ManifestError
+from mirror.manifests import Manifest
 from mirror.reference import Platform
 from mirror.registry.client import ManifestHead, RegistryClient
 from mirror.registry.retry import RetryPolicy
@@ -70,7 +70,7 @@ class CopyOutcome:
 
 
 # What one image's failure may be: reported on that image, never stopping the run.
-IMAGE_FAILURES = (MirrorError, ManifestError, CopyError, httpx.HTTPError)
+IMAGE_FAILURES = (MirrorError, httpx.HTTPError)
 
 
 def failure_text(exc: Exception) -> str:

@@ -10,13 +10,14 @@
     ├── CredentialsError        credentials could not be found or read
     ├── StackError              CloudFormation refused or failed
     ├── EngineError             the Docker engine reported a failure
+    ├── ManifestError           a manifest that cannot be read or is not what it claims
     ├── DeferredError           the pull budget cannot pay for a copy now (mirror.budget)
     ├── CopyError               a copy that cannot succeed as configured (mirror.engine)
     └── CopyFailed              a copy that did not finish: its cause and what it spent
 
-Two value errors stay `ValueError`s, because pydantic reports a validator's ValueError as
-a field's problem: `InvalidReference` (mirror.reference) and `ManifestError`
-(mirror.manifests); both are caught where they can arise and reported as one line.
+`InvalidReference` (mirror.reference) stays a `ValueError`: pydantic reports a validator's
+ValueError as that field's problem, which is how a bad image name in the config becomes one
+line naming the field.
 
 Messages are one line, name the file, field or image concerned, and never carry secrets.
 """

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mirror.errors import MirrorError
 from mirror.reference import InvalidReference, Platform, validate_digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -31,7 +32,7 @@ REFERENCE_TYPE = "vnd.docker.reference.type"
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
 
 
-class ManifestError(ValueError):
+class ManifestError(MirrorError):
     """A manifest that cannot be read or does not describe what it claims."""
 
 
