@@ -31,14 +31,9 @@ The `docker` package is imported lazily: no other command pays for it.
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import json
 import logging
 import os
-import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -56,8 +51,8 @@ from mirror.copy import (
     NoProgress,
     Progress,
 )
-from mirror.credentials import docker_config_path, run_helper
-from mirror.errors import ConfigError, CredentialsError, EngineError, MirrorError
+from mirror.docker_config import store_docker_login
+from mirror.errors import ConfigError, EngineError, MirrorError
 from mirror.manifests import platforms_label
 from mirror.reference import (
     DEFAULT_TAG,
@@ -88,14 +83,12 @@ __all__ = [
     "open_docker_engine",
     "run_login",
     "run_uri",
-    "store_docker_login",
 ]
 
 log = logging.getLogger("mirror.engine_docker")
 
 MARKER_PREFIX = "mirror-src-"
 ENGINE_TIMEOUT = 600  # seconds the SDK waits for one read from the engine
-HELPER_TIMEOUT = 30.0  # seconds for `docker-credential-<helper> store`
 _INDEX_TYPES = ("list.v2+json", "index.v1+json")
 _NAMES_SHOWN = 5
 
@@ -761,134 +754,6 @@ def _registry_host(config: Config, endpoint: Callable[[], str]) -> str:
     """The ECR registry as `docker` names it: host[:port] of target.registry or the
     proxyEndpoint."""
     return urlsplit(config.target_url or endpoint()).netloc
-
-
-def store_docker_login(
-    host: str,
-    credentials: Credentials,
-    *,
-    environ: Mapping[str, str] | None = None,
-    home: Path | None = None,
-    helper_timeout: float = HELPER_TIMEOUT,
-) -> str:
-    """Record a login the way `docker login` does; returns where it went (for a log line).
-
-    `credHelpers[<host>]`, else `credsStore`, names a helper that stores it
-    (`docker-credential-<helper> store`, the secret on stdin, in the helpers' minimal
-    environment); else `auths[<host>]` in the config file gets `{"auth":
-    base64(user:password)}`, other entries kept. A helper `ecr-login` fetches its own tokens:
-    nothing is stored for it. The file is read and written under a lock (see `_ConfigFile`)."""
-    env = os.environ if environ is None else environ
-    with _ConfigFile(docker_config_path(env, home)) as config_file:
-        document = config_file.read()
-        helpers = document.get("credHelpers")
-        helper = helpers.get(host) if isinstance(helpers, dict) else None
-        helper = helper or document.get("credsStore")
-        if helper:
-            if helper == "ecr-login":
-                return "docker-credential-ecr-login (it fetches ECR tokens itself)"
-            _helper_store(helper, host, credentials, env, helper_timeout)
-            return f"docker-credential-{helper}"
-        auths = document.get("auths")
-        if not isinstance(auths, dict):
-            auths = document["auths"] = {}
-        secret = f"{credentials.username}:{credentials.password}".encode()
-        auths[host] = {"auth": base64.b64encode(secret).decode("ascii")}
-        config_file.write(json.dumps(document, indent="\t") + "\n")
-        return str(config_file.path)
-
-
-class _ConfigFile:
-    """The docker config file, read and replaced as `docker login` does, with three guards.
-
-    - A lock: `flock` on the file's directory, held from the read to the rename, so that two
-      logins at once (parallel build steps) do not lose each other's entry.
-    - Symlinks: like Docker, a symlinked config.json is written through (the link stays),
-      but only when it resolves to a file in the same directory; one that leads elsewhere
-      (`/etc/...` under sudo) is refused, nothing written.
-    - The owner: like Docker, the new file keeps the owner of the file it replaces (root
-      writing a user's config under sudo leaves it the user's); mode 0600.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock: int | None = None
-
-    def __enter__(self) -> _ConfigFile:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self.path = self._target()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._lock is not None:
-            os.close(self._lock)  # releases the lock
-            self._lock = None
-
-    def _target(self) -> Path:
-        """The file to replace: the path itself, or where its symlink leads in its directory."""
-        if not self.path.is_symlink():
-            return self.path
-        target = self.path.parent / os.readlink(self.path)
-        if target.resolve().parent != self.path.parent.resolve():
-            raise CredentialsError(
-                f"{self.path} is a symlink to {target}, outside its directory; not written"
-                " (replace the link with the file, or point DOCKER_CONFIG at its directory)"
-            )
-        return target.resolve()
-
-    def read(self) -> dict[str, Any]:
-        try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise CredentialsError(f"{self.path}: cannot read it: {exc.strerror}") from None
-        with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise CredentialsError(f"{self.path}: not a regular file; not written")
-            data = handle.read()
-        try:
-            document = json.loads(data) if data.strip() else {}
-        except ValueError:  # the message could quote the file, which holds secrets
-            raise CredentialsError(f"{self.path}: not valid JSON; fix or remove it first") from None
-        if not isinstance(document, dict):
-            raise CredentialsError(f"{self.path}: not a JSON object; fix or remove it first")
-        return document
-
-    def write(self, text: str) -> None:
-        """Replace the file with `text` (a temporary file renamed over it), mode 0600, owned
-        by the old file's owner when there was one."""
-        try:
-            previous: os.stat_result | None = os.stat(self.path, follow_symlinks=False)
-        except FileNotFoundError:
-            previous = None
-        descriptor, temporary = tempfile.mkstemp(prefix=".config.json.", dir=self.path.parent)
-        try:
-            os.fchmod(descriptor, 0o600)
-            if previous is not None and os.geteuid() == 0:
-                os.fchown(descriptor, previous.st_uid, previous.st_gid)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-
-def _helper_store(
-    helper: Any, host: str, credentials: Credentials, env: Mapping[str, str], timeout: float
-) -> None:
-    program = f"docker-credential-{helper}"
-    payload = {"ServerURL": host, "Username": credentials.username, "Secret": credentials.password}
-    done = run_helper(helper, "store", json.dumps(payload), env, timeout, about=host)
-    if done is None:
-        raise CredentialsError(f"{program} (named in the docker config) is not installed")
-    if done.returncode != 0:  # its output is not quoted: it may echo what it was given
-        raise CredentialsError(f"{program} store {host} failed with exit status {done.returncode}")
 
 
 def engine_login(client: Any, host: str, credentials: Credentials) -> None:
