@@ -1,4 +1,4 @@
-"""The Docker engine path: `mirror sync --engine docker`, `mirror login` and `mirror uri`.
+"""The Docker engine path: `mirror sync --engine docker`.
 
 What this engine cannot do, said plainly: it copies ONE platform per tag (the entry's one
 listed platform, else `--platform`, else the engine's own), and the engine re-compresses
@@ -33,17 +33,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any
 
 from mirror.budget import DeferredError, PullBudget
-from mirror.config import Config, MirroredImage, load_config
+from mirror.config import Config
 from mirror.copy import (
     CopyError,
     CopyOutcome,
@@ -51,23 +48,18 @@ from mirror.copy import (
     NoProgress,
     Progress,
 )
-from mirror.docker_config import store_docker_login
-from mirror.errors import ConfigError, EngineError, MirrorError
+from mirror.errors import ConfigError, EngineError
 from mirror.manifests import platforms_label
 from mirror.reference import (
-    DEFAULT_TAG,
     DOCKER_HUB,
     DOCKER_HUB_ALIASES,
     InvalidReference,
     Platform,
-    normalize_registry,
     parse_platform,
-    parse_reference,
 )
 from mirror.registry.auth import Credentials, CredentialsProvider
 from mirror.registry.client import ManifestHead, RegistryClient
 from mirror.registry.retry import RetryPolicy
-from mirror.versions import select_tags
 
 __all__ = [
     "MARKER_PREFIX",
@@ -75,14 +67,12 @@ __all__ = [
     "DockerEngineFactory",
     "DockerOptions",
     "connect",
+    "engine_login",
     "engine_notes",
     "entry_platform",
     "is_transient_message",
     "marker_tag",
-    "mirror_uri",
     "open_docker_engine",
-    "run_login",
-    "run_uri",
 ]
 
 log = logging.getLogger("mirror.engine_docker")
@@ -747,15 +737,6 @@ def open_docker_engine(
         factory.close()
 
 
-# --- `mirror login`: the engine and the docker config file, for build steps -----------------
-
-
-def _registry_host(config: Config, endpoint: Callable[[], str]) -> str:
-    """The ECR registry as `docker` names it: host[:port] of target.registry or the
-    proxyEndpoint."""
-    return urlsplit(config.target_url or endpoint()).netloc
-
-
 def engine_login(client: Any, host: str, credentials: Credentials) -> None:
     """Have the engine check the login against the registry (`POST /auth`)."""
     _engine_call(
@@ -764,104 +745,3 @@ def engine_login(client: Any, host: str, credentials: Credentials) -> None:
             credentials.username, credentials.password, registry=host, reauth=True
         ),
     )
-
-
-def run_login(
-    config_path: Path,
-    *,
-    config_only: bool = False,
-    out: TextIO = sys.stdout,
-    environ: Mapping[str, str] | None = None,
-    connector: Callable[[], Any] = connect,
-) -> int:
-    """`mirror login`: a fresh ECR token, checked by the local engine (unless
-    `config_only`) and stored in the docker config, so that `docker build` / `docker pull`
-    of `<ecr>/...` work. Prints the registry, never the token."""
-    from mirror.ecr import EcrCredentials
-
-    config = load_config(config_path)
-    ecr = EcrCredentials(config.region)
-    host = _registry_host(config, lambda: ecr.endpoint)
-    credentials = ecr.get()
-    if not config_only:
-        client = connector()
-        try:
-            engine_login(client, host, credentials)
-        finally:
-            client.close()
-    where = store_docker_login(host, credentials, environ=environ)
-    log.info("login stored in %s", where)
-    out.write(f"Logged in to {host}\n")
-    return 0
-
-
-# --- `mirror uri`: the ECR reference that mirrors a Docker Hub reference --------------------
-
-
-def _source_hosts(config: Config) -> set[str]:
-    hosts = {DOCKER_HUB}
-    source = config.source_registry
-    hosts.add(urlsplit(source).netloc if "://" in source else normalize_registry(source))
-    return hosts
-
-
-def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
-    """The config entry that mirrors `IMAGE[:TAG]`, and the tag (`latest` when none).
-
-    Refused, with one line naming the image: digests (use --digest), other registries,
-    images not in the config (nothing mirrors them), and tags the entry never selects."""
-    try:
-        ref = parse_reference(text)
-    except InvalidReference as exc:
-        raise ConfigError(f"{text}: {exc}") from None
-    if ref.digest:
-        raise ConfigError(f"{text}: give IMAGE[:TAG]; --digest prints the digest reference")
-    if ref.registry not in _source_hosts(config):
-        raise ConfigError(
-            f"{text}: not from the source registry ({config.source_registry}); nothing mirrors it"
-        )
-    image = next((i for i in config.images if i.repository == ref.repository), None)
-    if image is None:
-        raise ConfigError(f"{text}: {ref.repository} is not in {config.path}; nothing mirrors it")
-    tag = ref.tag or DEFAULT_TAG
-    if isinstance(image.tags, tuple):
-        if tag not in image.tags:
-            raise ConfigError(
-                f"{text}: tag {tag} is not mirrored for {image.name}"
-                f" (its tags: {', '.join(image.tags)})"
-            )
-    elif not select_tags([tag], image.tags):
-        raise ConfigError(f"{text}: tag {tag} does not match the tag selector of {image.name}")
-    return image, tag
-
-
-def run_uri(
-    config_path: Path,
-    text: str,
-    *,
-    digest: bool = False,
-    out: TextIO = sys.stdout,
-) -> int:
-    """`mirror uri IMAGE[:TAG]`: print `<ecr host>/<repo>:<tag>`, or with `digest`
-    `<ecr host>/<repo>@sha256:...` resolved with a HEAD on ECR (free)."""
-    from mirror.ecr import EcrCredentials
-    from mirror.registry.client import new_http_client
-
-    config = load_config(config_path)
-    image, tag = mirror_uri(config, text)
-    ecr = EcrCredentials(config.region)
-    host = _registry_host(config, lambda: ecr.endpoint)
-    if not digest:
-        out.write(f"{host}/{image.target_repository}:{tag}\n")
-        return 0
-    url = config.target_url or ecr.endpoint
-    with new_http_client(connections=2) as http:
-        head = RetryPolicy().call(
-            lambda: RegistryClient(url, ecr, http).head_manifest(image.target_repository, tag)
-        )
-    if head is None:
-        raise MirrorError(
-            f"{host}/{image.target_repository}:{tag} is not in ECR yet: run `mirror sync` first"
-        )
-    out.write(f"{host}/{image.target_repository}@{head.digest}\n")
-    return 0

@@ -1,4 +1,4 @@
-"""The Docker engine path (issue 6): `mirror sync --engine docker`, `mirror login`, `mirror uri`.
+"""The Docker engine path: `mirror sync --engine docker`.
 
 Pure decisions (markers, platforms, error classes, the `uri` mapping, the docker config
 file) are table tests. The rest runs as the user runs it, against the world: a real dockerd
@@ -8,11 +8,7 @@ the fronts' counters say what was spent. No output may carry the ECR token.
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import stat
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +25,6 @@ from mirror.engine_docker import (
     entry_platform,
     is_transient_message,
     marker_tag,
-    mirror_uri,
 )
 from mirror.errors import ConfigError, EngineError
 from mirror.manifests import ACCEPT
@@ -37,7 +32,7 @@ from mirror.reference import Platform, validate_tag
 from mirror.registry.auth import Credentials, StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
 from mirror.registry.retry import RetryPolicy
-from tests.runner import Mirror, QuotaThief, basic_auth
+from tests.runner import Mirror, QuotaThief
 from tests.world.dockerd import DockerEngine
 from tests.world.world import World
 
@@ -162,54 +157,6 @@ def test_docker_options_refuse_a_bad_platform() -> None:
     assert DockerOptions.parse(None, False) == DockerOptions(None, False)
     with pytest.raises(ConfigError, match="--platform"):
         DockerOptions.parse("linux", False)
-
-
-URI_IMAGES = [
-    {"image": "alpine", "tags": ["3.19", "latest"]},
-    {"image": "bitnami/redis", "tags": {"match": r"^7\.4\.\d+$"}},
-    {"image": "node", "tags": {"semver": ">=20,<22"}},
-]
-
-
-@pytest.mark.parametrize(
-    ("text", "repository", "tag"),
-    [
-        ("alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("alpine", "dockerhub/library/alpine", "latest"),
-        ("library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("docker.io/library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("index.docker.io/alpine:latest", "dockerhub/library/alpine", "latest"),
-        ("bitnami/redis:7.4.1", "dockerhub/bitnami/redis", "7.4.1"),
-        ("node:20.12.2", "dockerhub/library/node", "20.12.2"),
-    ],
-)
-def test_uri_maps_a_docker_hub_reference(text: str, repository: str, tag: str) -> None:
-    image, found = mirror_uri(_config(URI_IMAGES), text)
-    assert (image.target_repository, found) == (repository, tag)
-
-
-def test_uri_follows_the_prefix() -> None:
-    image, _ = mirror_uri(_config(URI_IMAGES, prefix="mirror/hub"), "alpine:3.19")
-    assert image.target_repository == "mirror/hub/library/alpine"
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("nginx:1.27", "library/nginx is not in images.yaml; nothing mirrors it"),
-        ("alpine:3.18", "tag 3.18 is not mirrored for alpine (its tags: 3.19, latest)"),
-        ("bitnami/redis:7.2.5", "does not match the tag selector of bitnami/redis"),
-        ("node:18", "does not match the tag selector of node"),
-        ("quay.io/org/app:1", "not from the source registry (docker.io)"),
-        ("alpine@" + DIGEST, "--digest prints the digest reference"),
-        ("Alpine:3.19", "invalid repository name"),
-    ],
-)
-def test_uri_refuses_what_nothing_mirrors(text: str, message: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        mirror_uri(_config(URI_IMAGES), text)
-    assert message in str(caught.value)
-    assert str(caught.value).startswith(text)
 
 
 # --- against the world: running the CLI --------------------------------------------------
@@ -339,64 +286,6 @@ def test_docker_engine_failures_are_reported_per_image(engine_mirror: Mirror) ->
     assert world.hub_front.counters.get("pulls", "bitnami/redis") == 0  # refused before a pull
 
 
-@pytest.mark.dockerd
-def test_login_then_a_plain_docker_pull_works(
-    engine_mirror: Mirror, docker_engine: DockerEngine
-) -> None:
-    world = engine_mirror.world
-    engine_mirror.config([ALPINE], create=["dockerhub/library/alpine"])
-    assert engine_mirror.sync().code == 0  # the registry engine: no engine needed
-    reference = f"{_ecr_host(world)}/dockerhub/library/alpine:3.19"
-
-    refused = _docker_pull(engine_mirror, docker_engine, reference)
-    assert refused.returncode != 0  # no credentials yet: the ECR stand-in answers 401
-
-    login = engine_mirror.run("login", "-c", str(engine_mirror.config_path))
-    assert login.code == 0, login
-    assert login.stdout == f"Logged in to {_ecr_host(world)}\n"
-    path = engine_mirror.docker_config / "config.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _ecr_host(world) in json.loads(path.read_text())["auths"]
-
-    pulled = _docker_pull(engine_mirror, docker_engine, reference)
-    assert pulled.returncode == 0, pulled.stderr
-    docker_engine.client().images.remove(reference)
-    for output in (refused.stdout, refused.stderr, pulled.stdout, pulled.stderr):
-        assert world.ecr_password not in output
-
-
-def _docker_pull(
-    mirror: Mirror, engine: DockerEngine, reference: str
-) -> subprocess.CompletedProcess[str]:
-    """`docker pull` as a build step runs it: the CLI, with the docker config `login` wrote."""
-    if shutil.which("docker") is None:
-        pytest.skip("the docker CLI is not installed")
-    return subprocess.run(
-        ["docker", "pull", reference],
-        env={**mirror.env, "DOCKER_HOST": engine.host},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_login_config_only_needs_no_engine(mirror: Mirror) -> None:
-    mirror.config([ALPINE], create=False)
-    run = mirror.run(
-        "login",
-        "-c",
-        str(mirror.config_path),
-        "--config-only",
-        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
-    )
-    assert run.code == 0, run
-    assert run.stdout == f"Logged in to {_ecr_host(mirror.world)}\n"
-    auths = json.loads((mirror.docker_config / "config.json").read_text())["auths"]
-    assert auths[_ecr_host(mirror.world)] == {
-        "auth": basic_auth(Credentials(*mirror.world.ecr_auth))
-    }
-
-
 def test_sync_says_plainly_when_the_engine_is_unreachable(mirror: Mirror) -> None:
     mirror.config([ALPINE], create=["dockerhub/library/alpine"])
     run = mirror.run(
@@ -419,31 +308,6 @@ def test_docker_options_need_the_docker_engine(mirror: Mirror) -> None:
     mirror.config([ALPINE], create=False)
     run = mirror.sync("--keep-local")
     assert run.code == 2 and "apply to --engine docker only" in run.stderr
-
-
-def test_uri_prints_the_reference_and_the_digest(mirror: Mirror) -> None:
-    world = mirror.world
-    mirror.config([ALPINE], create=["dockerhub/library/alpine"])
-    config = str(mirror.config_path)
-    plain = mirror.run("uri", "alpine:3.19", "-c", config)
-    assert plain.code == 0, plain
-    assert plain.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine:3.19\n"
-
-    absent = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
-    assert absent.code == 1 and "is not in ECR yet" in absent.stderr
-
-    assert mirror.sync().code == 0  # the registry engine keeps the digest
-    pinned = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
-    assert pinned.code == 0, pinned
-    digest = world.corpus.get("library/alpine:3.19").digest
-    assert pinned.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine@{digest}\n"
-
-    unknown = mirror.run("uri", "nginx", "-c", config)
-    assert unknown.code == 2
-    assert (
-        unknown.stderr
-        == f"mirror: error: nginx: library/nginx is not in {config}; nothing mirrors it\n"
-    )
 
 
 # --- against the world: the copier itself (quota, retries) ---------------------------------
@@ -522,15 +386,6 @@ def test_target_throttling_is_retried(
     assert fresh_world.ecr_front.counters["throttled"] >= 1
     assert outcome.digest == _head(fresh_world, "dockerhub/library/busybox", "1.36")
     assert outcome.pulls == 1
-
-
-def test_run_uri_writes_to_the_given_stream(mirror: Mirror, aws_env: dict[str, str]) -> None:
-    from mirror.engine_docker import run_uri
-
-    mirror.config([ALPINE], create=False)
-    out = io.StringIO()
-    assert run_uri(mirror.config_path, "alpine:3.19", out=out) == 0
-    assert out.getvalue() == f"{_ecr_host(mirror.world)}/dockerhub/library/alpine:3.19\n"
 
 
 @pytest.mark.dockerd
