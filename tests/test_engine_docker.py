@@ -1,9 +1,9 @@
-"""The Docker engine path: `mirror sync --engine docker`.
+"""The Docker engine path (`mirror sync --engine docker`): the copier and its engine.
 
-Pure decisions (markers, platforms, error classes, the `uri` mapping, the docker config
-file) are table tests. The rest runs as the user runs it, against the world: a real dockerd
-(the world's private one) pulls from the Docker Hub front and pushes to the ECR front, and
-the fronts' counters say what was spent. No output may carry the ECR token.
+Pure decisions (markers, platforms, error classes, the engine's notes) are table tests. The
+rest runs as the user runs it, against the world: a real dockerd (the world's private one)
+pulls from the Docker Hub front and pushes to the ECR front, and the fronts' counters say
+what was spent.
 """
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ import pytest
 
 from mirror.config import parse_config
 from mirror.copy import CopyError, CopyRequest, DeferredError, PullBudget
-from mirror.engine_docker import (
-    DockerEngineFactory,
-    DockerOptions,
-    _read_stream,
-    engine_notes,
-    entry_platform,
-    is_transient_message,
-    marker_tag,
-)
+from mirror.docker_copier import DockerEngineFactory, entry_platform, marker_tag
+from mirror.docker_sdk import is_transient_message, read_stream
+from mirror.engine_docker import DockerOptions, engine_notes
 from mirror.errors import ConfigError, EngineError
 from mirror.manifests import ACCEPT
 from mirror.reference import Platform, validate_tag
@@ -110,7 +104,7 @@ def test_push_stream_error_line_is_a_failure() -> None:
     ]
     seen: list[dict[str, Any]] = []
     with pytest.raises(EngineError) as caught:
-        _read_stream("push h/x:1", lines, seen.append)
+        read_stream("push h/x:1", lines, seen.append)
     assert str(caught.value) == "push h/x:1: name unknown: The repository with name 'x' ..."
     assert not caught.value.transient
     assert len(seen) == 2
@@ -121,15 +115,11 @@ def test_push_stream_gives_the_digest() -> None:
         {"status": "Pushed", "id": "abc"},
         {"aux": {"Tag": "1", "Digest": DIGEST, "Size": 735}},
     ]
-    assert _read_stream("push h/x:1", lines, lambda line: None)["Digest"] == DIGEST
+    assert read_stream("push h/x:1", lines, lambda line: None)["Digest"] == DIGEST
 
 
-def _config(images: Sequence[Mapping[str, Any]], prefix: str = "dockerhub") -> Any:
-    document = {
-        "version": 1,
-        "target": {"registry": "ecr.example:5000", "prefix": prefix},
-        "images": list(images),
-    }
+def _config(images: Sequence[Mapping[str, Any]]) -> Any:
+    document = {"version": 1, "target": {"registry": "ecr.example:5000"}, "images": list(images)}
     return parse_config(json.dumps(document), "images.yaml")
 
 

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 from mirror.config import load_config
 from mirror.docker_config import store_docker_login
+from mirror.docker_sdk import connect, engine_login
 from mirror.ecr import EcrCredentials
-from mirror.engine_docker import connect, engine_login
 from mirror.uri import ecr_host
 
 log = logging.getLogger("mirror")
