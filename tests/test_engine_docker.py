@@ -1,22 +1,15 @@
-"""The Docker engine path (issue 6): `mirror sync --engine docker`, `mirror login`, `mirror uri`.
+"""The Docker engine path (`mirror sync --engine docker`): the copier and its engine.
 
-Pure decisions (markers, platforms, error classes, the `uri` mapping, the docker config
-file) are table tests. The rest runs as the user runs it, against the world: a real dockerd
-(the world's private one) pulls from the Docker Hub front and pushes to the ECR front, and
-the fronts' counters say what was spent. No output may carry the ECR token.
+Pure decisions (markers, platforms, error classes, the engine's notes) are table tests. The
+rest runs as the user runs it, against the world: a real dockerd (the world's private one)
+pulls from the Docker Hub front and pushes to the ECR front, and the fronts' counters say
+what was spent.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import shutil
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,26 +17,17 @@ import pytest
 
 from mirror.budget import DeferredError, PullBudget
 from mirror.config import parse_config
-from mirror.credentials import find_source_credentials
+from mirror.docker_copier import DockerEngineFactory, entry_platform, marker_tag
+from mirror.docker_sdk import is_transient_message, read_stream
 from mirror.engine import CopyError, CopyFailed, CopyRequest
-from mirror.engine_docker import (
-    DockerEngineFactory,
-    DockerOptions,
-    _read_stream,
-    engine_notes,
-    entry_platform,
-    is_transient_message,
-    marker_tag,
-    mirror_uri,
-    store_docker_login,
-)
-from mirror.errors import ConfigError, CredentialsError, EngineError
+from mirror.engine_docker import DockerOptions, engine_notes
+from mirror.errors import ConfigError, EngineError
 from mirror.manifests import ACCEPT
 from mirror.reference import Platform, validate_tag
 from mirror.registry.auth import Credentials, StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
 from mirror.registry.retry import RetryPolicy
-from tests.runner import Mirror, QuotaThief, basic_auth
+from tests.runner import Mirror, QuotaThief
 from tests.world.dockerd import DockerEngine
 from tests.world.world import World
 
@@ -121,7 +105,7 @@ def test_push_stream_error_line_is_a_failure() -> None:
     ]
     seen: list[dict[str, Any]] = []
     with pytest.raises(EngineError) as caught:
-        _read_stream("push h/x:1", lines, seen.append)
+        read_stream("push h/x:1", lines, seen.append)
     assert str(caught.value) == "push h/x:1: name unknown: The repository with name 'x' ..."
     assert not caught.value.transient
     assert len(seen) == 2
@@ -132,15 +116,11 @@ def test_push_stream_gives_the_digest() -> None:
         {"status": "Pushed", "id": "abc"},
         {"aux": {"Tag": "1", "Digest": DIGEST, "Size": 735}},
     ]
-    assert _read_stream("push h/x:1", lines, lambda line: None)["Digest"] == DIGEST
+    assert read_stream("push h/x:1", lines, lambda line: None)["Digest"] == DIGEST
 
 
-def _config(images: Sequence[Mapping[str, Any]], prefix: str = "dockerhub") -> Any:
-    document = {
-        "version": 1,
-        "target": {"registry": "ecr.example:5000", "prefix": prefix},
-        "images": list(images),
-    }
+def _config(images: Sequence[Mapping[str, Any]]) -> Any:
+    document = {"version": 1, "target": {"registry": "ecr.example:5000"}, "images": list(images)}
     return parse_config(json.dumps(document), "images.yaml")
 
 
@@ -168,298 +148,6 @@ def test_docker_options_refuse_a_bad_platform() -> None:
     assert DockerOptions.parse(None, False) == DockerOptions(None, False)
     with pytest.raises(ConfigError, match="--platform"):
         DockerOptions.parse("linux", False)
-
-
-URI_IMAGES = [
-    {"image": "alpine", "tags": ["3.19", "latest"]},
-    {"image": "bitnami/redis", "tags": {"match": r"^7\.4\.\d+$"}},
-    {"image": "node", "tags": {"semver": ">=20,<22"}},
-]
-
-
-@pytest.mark.parametrize(
-    ("text", "repository", "tag"),
-    [
-        ("alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("alpine", "dockerhub/library/alpine", "latest"),
-        ("library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("docker.io/library/alpine:3.19", "dockerhub/library/alpine", "3.19"),
-        ("index.docker.io/alpine:latest", "dockerhub/library/alpine", "latest"),
-        ("bitnami/redis:7.4.1", "dockerhub/bitnami/redis", "7.4.1"),
-        ("node:20.12.2", "dockerhub/library/node", "20.12.2"),
-    ],
-)
-def test_uri_maps_a_docker_hub_reference(text: str, repository: str, tag: str) -> None:
-    image, found = mirror_uri(_config(URI_IMAGES), text)
-    assert (image.target_repository, found) == (repository, tag)
-
-
-def test_uri_follows_the_prefix() -> None:
-    image, _ = mirror_uri(_config(URI_IMAGES, prefix="mirror/hub"), "alpine:3.19")
-    assert image.target_repository == "mirror/hub/library/alpine"
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("nginx:1.27", "library/nginx is not in images.yaml; nothing mirrors it"),
-        ("alpine:3.18", "tag 3.18 is not mirrored for alpine (its tags: 3.19, latest)"),
-        ("bitnami/redis:7.2.5", "does not match the tag selector of bitnami/redis"),
-        ("node:18", "does not match the tag selector of node"),
-        ("quay.io/org/app:1", "not from the source registry (docker.io)"),
-        ("alpine@" + DIGEST, "--digest prints the digest reference"),
-        ("Alpine:3.19", "invalid repository name"),
-    ],
-)
-def test_uri_refuses_what_nothing_mirrors(text: str, message: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        mirror_uri(_config(URI_IMAGES), text)
-    assert message in str(caught.value)
-    assert str(caught.value).startswith(text)
-
-
-# --- the docker config file (`mirror login`) ------------------------------------------------
-
-SECRET = Credentials("AWS", "s3cr3t-token")
-
-
-def test_login_writes_a_private_config_file(tmp_path: Path) -> None:
-    where = store_docker_login(
-        "ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path / "d")}
-    )
-    path = tmp_path / "d" / "config.json"
-    assert where == str(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text()) == {
-        "auths": {"ecr.example:5000": {"auth": basic_auth(SECRET)}}
-    }
-    assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary left
-
-
-def test_login_keeps_the_other_entries(tmp_path: Path) -> None:
-    path = tmp_path / "config.json"
-    before = {
-        "auths": {
-            "https://index.docker.io/v1/": {"auth": "dXNlcjpodWI="},
-            "ecr.example:5000": {"auth": "QVdTOm9sZA=="},
-        },
-        "HttpHeaders": {"User-Agent": "x"},
-        "credHelpers": {"other.example": "pass"},
-    }
-    path.write_text(json.dumps(before))
-    store_docker_login("ecr.example:5000", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
-    after = json.loads(path.read_text())
-    assert after["auths"]["ecr.example:5000"] == {"auth": basic_auth(SECRET)}
-    assert after["auths"]["https://index.docker.io/v1/"] == {"auth": "dXNlcjpodWI="}
-    assert after["HttpHeaders"] == before["HttpHeaders"]
-    assert after["credHelpers"] == before["credHelpers"]
-
-
-def test_login_does_not_clobber_a_broken_config(tmp_path: Path) -> None:
-    path = tmp_path / "config.json"
-    path.write_text('{"auths": {"x": {"auth": "c2VjcmV0"}')  # cut short
-    with pytest.raises(CredentialsError) as caught:
-        store_docker_login("ecr.example", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
-    assert "not valid JSON" in str(caught.value) and "c2VjcmV0" not in str(caught.value)
-    assert path.read_text() == '{"auths": {"x": {"auth": "c2VjcmV0"}'
-
-
-def _fake_helper(directory: Path, name: str, exit_code: int = 0) -> Path:
-    """A `docker-credential-<name>` that records its argv and stdin."""
-    record = directory / f"{name}.record"
-    script = directory / f"docker-credential-{name}"
-    script.write_text(
-        f'#!/bin/sh\necho "$1" > {record}.argv\ncat > {record}.stdin\nexit {exit_code}\n'
-    )
-    script.chmod(0o755)
-    return record
-
-
-@pytest.mark.parametrize("key", ["credsStore", "credHelpers"])
-def test_login_stores_through_the_configured_helper(tmp_path: Path, key: str) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = _fake_helper(bin_dir, "fake")
-    config = {"credsStore": "fake"} if key == "credsStore" else {"credHelpers": {"ecr.x": "fake"}}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    environ = {"DOCKER_CONFIG": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
-    assert store_docker_login("ecr.x", SECRET, environ=environ) == "docker-credential-fake"
-    assert Path(f"{record}.argv").read_text().strip() == "store"
-    assert json.loads(Path(f"{record}.stdin").read_text()) == {
-        "ServerURL": "ecr.x",
-        "Username": "AWS",
-        "Secret": "s3cr3t-token",
-    }
-    assert json.loads((tmp_path / "config.json").read_text()) == config  # untouched
-
-
-def test_login_helper_failure_is_one_line_without_the_secret(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    _fake_helper(bin_dir, "broken", exit_code=3)
-    (tmp_path / "config.json").write_text('{"credsStore": "broken"}')
-    environ = {"DOCKER_CONFIG": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
-    with pytest.raises(CredentialsError) as caught:
-        store_docker_login("ecr.x", SECRET, environ=environ)
-    assert str(caught.value) == "docker-credential-broken store ecr.x failed with exit status 3"
-
-
-def test_login_writes_through_a_symlink_within_its_directory(tmp_path: Path) -> None:
-    """As Docker does: the link stays, the file it names (beside it) gets the login."""
-    real = tmp_path / "config.real.json"
-    real.write_text('{"auths": {"other.example": {"auth": "b3RoZXI6eA=="}}}')
-    (tmp_path / "config.json").symlink_to("config.real.json")
-    store_docker_login("ecr.x", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
-    assert (tmp_path / "config.json").is_symlink()
-    assert json.loads(real.read_text())["auths"] == {
-        "other.example": {"auth": "b3RoZXI6eA=="},
-        "ecr.x": {"auth": basic_auth(SECRET)},
-    }
-    assert stat.S_IMODE(real.stat().st_mode) == 0o600
-
-
-@pytest.mark.parametrize("dangling", [False, True])
-def test_login_refuses_a_symlink_out_of_its_directory(tmp_path: Path, dangling: bool) -> None:
-    """A config.json linked to a file elsewhere (`/etc/...` when run under sudo) is never
-    written, nor created when the link dangles."""
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    victim = elsewhere / "passwd"
-    if not dangling:
-        victim.write_text("root:x:0:0\n")
-    docker = tmp_path / "docker"
-    docker.mkdir()
-    (docker / "config.json").symlink_to(victim)
-    with pytest.raises(CredentialsError) as caught:
-        store_docker_login("ecr.x", SECRET, environ={"DOCKER_CONFIG": str(docker)})
-    assert "outside its directory" in str(caught.value)
-    assert str(docker / "config.json") in str(caught.value)
-    assert victim.exists() != dangling
-    if not dangling:
-        assert victim.read_text() == "root:x:0:0\n"
-    assert sorted(p.name for p in docker.iterdir()) == ["config.json"]  # no temporary left
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
-def test_login_under_sudo_keeps_the_owner_of_the_file(tmp_path: Path) -> None:
-    """`sudo mirror login` with a user's DOCKER_CONFIG: the file stays the user's (as Docker
-    does), readable by that user only."""
-    path = tmp_path / "config.json"
-    path.write_text("{}")
-    os.chown(path, 4242, 4343)
-    environ = {"DOCKER_CONFIG": str(tmp_path), "SUDO_UID": "4242", "SUDO_GID": "4343"}
-    store_docker_login("ecr.x", SECRET, environ=environ)
-    after = path.stat()
-    assert (after.st_uid, after.st_gid) == (4242, 4343)
-    assert stat.S_IMODE(after.st_mode) == 0o600
-    assert json.loads(path.read_text())["auths"]["ecr.x"] == {"auth": basic_auth(SECRET)}
-
-
-def test_login_refuses_a_config_that_is_not_a_regular_file(tmp_path: Path) -> None:
-    """A FIFO at config.json would hang a plain read: refused at once."""
-    os.mkfifo(tmp_path / "config.json")
-    with pytest.raises(CredentialsError, match="not a regular file"):
-        store_docker_login("ecr.x", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
-
-
-@pytest.mark.parametrize("name", ["../../bin/sh", "-x", "a b", "x;rm", ".hidden", "é"])
-def test_login_and_the_reader_refuse_the_same_helper_names(tmp_path: Path, name: str) -> None:
-    """One validator: what the credentials lookup refuses, `mirror login` refuses too,
-    with the same message, before anything runs."""
-    (tmp_path / "config.json").write_text(json.dumps({"credsStore": name}))
-    environ = {"DOCKER_CONFIG": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    with pytest.raises(CredentialsError) as stored:
-        store_docker_login("ecr.x", SECRET, environ=environ)
-    config = parse_config("version: 1\nimages: [{image: alpine, tags: [x]}]\n")
-    with pytest.raises(CredentialsError) as read:
-        find_source_credentials(config, environ=environ)
-    assert str(stored.value) == str(read.value) == f"{name!r} is not a credential helper name"
-
-
-_CONCURRENT_LOGIN = """
-import sys
-from mirror.engine_docker import store_docker_login
-from mirror.registry.auth import Credentials
-directory, worker, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for n in range(rounds):
-    store_docker_login(
-        f"ecr-{worker}-{n}.example", Credentials("AWS", "pw"), environ={"DOCKER_CONFIG": directory}
-    )
-"""
-
-
-def test_concurrent_logins_lose_no_entry(tmp_path: Path) -> None:
-    """Parallel build steps logging in at once: every entry survives (without the lock,
-    read-modify-write races lose most of them)."""
-    workers, rounds = 6, 15
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CONCURRENT_LOGIN, str(tmp_path), str(w), str(rounds)]
-        )
-        for w in range(workers)
-    ]
-    assert [p.wait(timeout=120) for p in processes] == [0] * workers
-    auths = json.loads((tmp_path / "config.json").read_text())["auths"]
-    expected = {f"ecr-{w}-{n}.example" for w in range(workers) for n in range(rounds)}
-    assert set(auths) == expected, f"{len(expected - set(auths))} entries lost"
-
-
-_ENV_DUMPER = """#!{python} -S
-import json, os, sys
-sys.stdin.read()
-with open({record!r}, "w") as out:
-    json.dump(dict(os.environ), out)
-if sys.argv[1] == "get":
-    print("credentials not found in native keychain")
-    sys.exit(1)
-"""
-
-
-def test_credential_helpers_get_a_minimal_environment(tmp_path: Path) -> None:
-    """`get` (the Docker Hub lookup) and `store` (`mirror login`) both run the helper with
-    what it needs (PATH, HOME, DOCKER_CONFIG, XDG_*, D-Bus) and never the AWS keys or the
-    Docker Hub token."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = tmp_path / "helper-env.json"
-    helper = bin_dir / "docker-credential-dump"
-    helper.write_text(_ENV_DUMPER.format(python=sys.executable, record=str(record)))
-    helper.chmod(0o755)
-    (tmp_path / "config.json").write_text('{"credsStore": "dump"}')
-    environ = {
-        "DOCKER_CONFIG": str(tmp_path),
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "XDG_RUNTIME_DIR": "/run/user/1000",
-        "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
-        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "aws-secret-never-given",
-        "AWS_SESSION_TOKEN": "aws-session-never-given",
-        "SOMETHING_ELSE": "x",
-    }
-    wanted = {k: environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG", "XDG_RUNTIME_DIR")}
-    wanted["DBUS_SESSION_BUS_ADDRESS"] = environ["DBUS_SESSION_BUS_ADDRESS"]
-
-    store_docker_login("ecr.x", SECRET, environ=environ)
-    stored = json.loads(record.read_text())
-    record.unlink()
-    config = parse_config("version: 1\nimages: [{image: alpine, tags: [x]}]\n")
-    find_source_credentials(config, environ=environ)  # DOCKERHUB_* unset: the helper is asked
-    asked = json.loads(record.read_text())
-    for seen in (stored, asked):
-        assert {k: v for k, v in seen.items() if k in wanted} == wanted
-        assert not [
-            k for k in seen if k.startswith(("AWS_", "DOCKERHUB_")) or k == "SOMETHING_ELSE"
-        ]
-
-
-def test_login_leaves_ecr_login_helper_alone(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text('{"credHelpers": {"ecr.x": "ecr-login"}}')
-    where = store_docker_login("ecr.x", SECRET, environ={"DOCKER_CONFIG": str(tmp_path)})
-    assert "ecr-login" in where
-    assert json.loads((tmp_path / "config.json").read_text()) == {
-        "credHelpers": {"ecr.x": "ecr-login"}
-    }
 
 
 # --- against the world: running the CLI --------------------------------------------------
@@ -589,64 +277,6 @@ def test_docker_engine_failures_are_reported_per_image(engine_mirror: Mirror) ->
     assert world.hub_front.counters.get("pulls", "bitnami/redis") == 0  # refused before a pull
 
 
-@pytest.mark.dockerd
-def test_login_then_a_plain_docker_pull_works(
-    engine_mirror: Mirror, docker_engine: DockerEngine
-) -> None:
-    world = engine_mirror.world
-    engine_mirror.config([ALPINE], create=["dockerhub/library/alpine"])
-    assert engine_mirror.sync().code == 0  # the registry engine: no engine needed
-    reference = f"{_ecr_host(world)}/dockerhub/library/alpine:3.19"
-
-    refused = _docker_pull(engine_mirror, docker_engine, reference)
-    assert refused.returncode != 0  # no credentials yet: the ECR stand-in answers 401
-
-    login = engine_mirror.run("login", "-c", str(engine_mirror.config_path))
-    assert login.code == 0, login
-    assert login.stdout == f"Logged in to {_ecr_host(world)}\n"
-    path = engine_mirror.docker_config / "config.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _ecr_host(world) in json.loads(path.read_text())["auths"]
-
-    pulled = _docker_pull(engine_mirror, docker_engine, reference)
-    assert pulled.returncode == 0, pulled.stderr
-    docker_engine.client().images.remove(reference)
-    for output in (refused.stdout, refused.stderr, pulled.stdout, pulled.stderr):
-        assert world.ecr_password not in output
-
-
-def _docker_pull(
-    mirror: Mirror, engine: DockerEngine, reference: str
-) -> subprocess.CompletedProcess[str]:
-    """`docker pull` as a build step runs it: the CLI, with the docker config `login` wrote."""
-    if shutil.which("docker") is None:
-        pytest.skip("the docker CLI is not installed")
-    return subprocess.run(
-        ["docker", "pull", reference],
-        env={**mirror.env, "DOCKER_HOST": engine.host},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_login_config_only_needs_no_engine(mirror: Mirror) -> None:
-    mirror.config([ALPINE], create=False)
-    run = mirror.run(
-        "login",
-        "-c",
-        str(mirror.config_path),
-        "--config-only",
-        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
-    )
-    assert run.code == 0, run
-    assert run.stdout == f"Logged in to {_ecr_host(mirror.world)}\n"
-    auths = json.loads((mirror.docker_config / "config.json").read_text())["auths"]
-    assert auths[_ecr_host(mirror.world)] == {
-        "auth": basic_auth(Credentials(*mirror.world.ecr_auth))
-    }
-
-
 def test_sync_says_plainly_when_the_engine_is_unreachable(mirror: Mirror) -> None:
     mirror.config([ALPINE], create=["dockerhub/library/alpine"])
     run = mirror.run(
@@ -669,31 +299,6 @@ def test_docker_options_need_the_docker_engine(mirror: Mirror) -> None:
     mirror.config([ALPINE], create=False)
     run = mirror.sync("--keep-local")
     assert run.code == 2 and "apply to --engine docker only" in run.stderr
-
-
-def test_uri_prints_the_reference_and_the_digest(mirror: Mirror) -> None:
-    world = mirror.world
-    mirror.config([ALPINE], create=["dockerhub/library/alpine"])
-    config = str(mirror.config_path)
-    plain = mirror.run("uri", "alpine:3.19", "-c", config)
-    assert plain.code == 0, plain
-    assert plain.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine:3.19\n"
-
-    absent = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
-    assert absent.code == 1 and "is not in ECR yet" in absent.stderr
-
-    assert mirror.sync().code == 0  # the registry engine keeps the digest
-    pinned = mirror.run("uri", "alpine:3.19", "-c", config, "--digest")
-    assert pinned.code == 0, pinned
-    digest = world.corpus.get("library/alpine:3.19").digest
-    assert pinned.stdout == f"{_ecr_host(world)}/dockerhub/library/alpine@{digest}\n"
-
-    unknown = mirror.run("uri", "nginx", "-c", config)
-    assert unknown.code == 2
-    assert (
-        unknown.stderr
-        == f"mirror: error: nginx: library/nginx is not in {config}; nothing mirrors it\n"
-    )
 
 
 # --- against the world: the copier itself (quota, retries) ---------------------------------
@@ -773,15 +378,6 @@ def test_target_throttling_is_retried(
     assert fresh_world.ecr_front.counters["throttled"] >= 1
     assert outcome.digest == _head(fresh_world, "dockerhub/library/busybox", "1.36")
     assert outcome.pulls == 1
-
-
-def test_run_uri_writes_to_the_given_stream(mirror: Mirror, aws_env: dict[str, str]) -> None:
-    from mirror.engine_docker import run_uri
-
-    mirror.config([ALPINE], create=False)
-    out = io.StringIO()
-    assert run_uri(mirror.config_path, "alpine:3.19", out=out) == 0
-    assert out.getvalue() == f"{_ecr_host(mirror.world)}/dockerhub/library/alpine:3.19\n"
 
 
 @pytest.mark.dockerd

@@ -3,11 +3,12 @@
     cli, __main__                         the command line
     commands.*                            a function per command
     sync, survey, report                  a run: plan, copy, report
-    engine, copy, blobs, engine_docker*,  the copy engines, the stack of repositories
-      stack*
-    budget, plan, template                pure decisions over what the registries said
+    engine, copy, blobs, engine_docker,   the copy engines, the stack of repositories
+      docker_sdk, docker_copier, stack*
+    budget, plan, template, uri           pure decisions over what the registries said
     registry.*, registries, ecr, aws,     talking to registries, AWS and credential stores
-      credentials, docker_config
+      credentials, credential_helpers,
+      docker_config
     config*                               the config file (pure)
     errors, text, reference, versions,    pure building blocks (and the package's version)
       manifests, singleflight
@@ -36,7 +37,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("config", "config_*", "yamlfile")),
     (
         "registries and AWS",
-        ("registry", "registry.*", "registries", "ecr", "aws", "credentials", "docker_config"),
+        (
+            "registry",
+            "registry.*",
+            "registries",
+            "ecr",
+            "aws",
+            "credentials",
+            "credential_helpers",
+            "docker_config",
+        ),
     ),
     ("decisions", ("budget", "plan", "template", "uri")),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
