@@ -39,6 +39,7 @@ from mirror.engine import (
     CopyRequest,
     NoProgress,
     Progress,
+    UpToDate,
 )
 from mirror.errors import MirrorError
 from mirror.manifests import (
@@ -79,9 +80,9 @@ class Copier:
         retry: RetryPolicy,
         progress: Progress | None = None,
     ) -> None:
-        self.source = source
-        self.target = target
-        self.budget = budget
+        self._source = source
+        self._target = target
+        self._budget = budget
         self.retry = retry
         self.progress = progress or NoProgress()
         self._blobs = BlobTransfer(
@@ -105,31 +106,6 @@ class Copier:
         with self._count_lock:
             return self._hub_fetches
 
-    # --- is the target up to date? (HEADs on the source only: no pull) -----------------
-
-    def up_to_date(
-        self,
-        target_repository: str,
-        tag: str,
-        source: ManifestHead,
-        platforms: tuple[Platform, ...] | None,
-    ) -> str | None:
-        """The ECR tag's digest when it already mirrors `source` (with the same platform
-        filter), else None. HEADs, plus one ECR GET for a filtered index: no Docker Hub pull."""
-        head = self.retry.call(lambda: self.target.head_manifest(target_repository, tag))
-        if head is None:
-            return None
-        if head.digest == source.digest:
-            return head.digest
-        if platforms is None:
-            return None
-        manifest, _ = self.retry.call(lambda: self.target.get_manifest(target_repository, tag))
-        recorded = (
-            manifest.annotation(SOURCE_DIGEST_ANNOTATION),
-            manifest.annotation(SOURCE_PLATFORMS_ANNOTATION),
-        )
-        return head.digest if recorded == (source.digest, platforms_label(platforms)) else None
-
     # --- copying ----------------------------------------------------------------------
 
     def copy(self, request: CopyRequest) -> CopyOutcome:
@@ -137,7 +113,7 @@ class Copier:
         the budget cannot pay for it, else the failure."""
         outcome = CopyOutcome()
         try:
-            with self.budget.turn(request.position):  # admission, in config order
+            with self._budget.turn(request.position):  # admission, in config order
                 top = self._top_manifest(request, outcome)
                 admitted = self._admit_children(request, top) if top.is_index else []
             if top.is_index:
@@ -147,7 +123,7 @@ class Copier:
                     self._check_single_platform(request, top)
                 self._blobs.copy_blobs(request, top, outcome)
                 written = top
-            write_tag(self.target, self.retry, request.target_repository, request.tag, written)
+            write_tag(self._target, self.retry, request.target_repository, request.tag, written)
         except Exception as exc:
             raise CopyFailed(outcome, exc) from exc
         outcome.digest, outcome.manifest = written.digest, written
@@ -158,18 +134,18 @@ class Copier:
         digest = request.source.digest
         if request.top_in_target == "manifest":
             manifest, _ = self.retry.call(
-                lambda: self.target.get_manifest(request.target_repository, digest)
+                lambda: self._target.get_manifest(request.target_repository, digest)
             )
             return manifest
         if request.top_in_target == "kept":
             kept = self._read_kept(request)
             if kept is not None:
                 return kept
-        if not self.budget.take(1):
+        if not self._budget.take(1):
             raise DeferredError("needs 1 more pull; the pull budget is spent")
         future, mine = self._fetched.claim(digest)
         if not mine:  # another copy fetches it (another repository's): the pull goes back
-            self.budget.settle(1, 0)
+            self._budget.settle(1, 0)
             return future.result()
         fetch = partial(self._get_from_hub, request.source_repository, digest, outcome)
         return fulfil(future, fetch)
@@ -184,15 +160,15 @@ class Copier:
 
         ratelimit: RateLimit | None = None
         try:
-            with self.budget.gate():
+            with self._budget.gate():
                 manifest, ratelimit = self.retry.call(
-                    lambda: self.source.get_manifest(repository, digest, charged=charged)
+                    lambda: self._source.get_manifest(repository, digest, charged=charged)
                 )
         except QuotaExhaustedError:
-            self.budget.exhausted()
+            self._budget.exhausted()
             raise DeferredError("Docker Hub answered 429: the pull quota is spent") from None
         finally:
-            self.budget.settle(1, charges, ratelimit)  # the next GET through the gate sees it
+            self._budget.settle(1, charges, ratelimit)  # the next GET through the gate sees it
             outcome.pulls += charges
         with self._count_lock:
             self._hub_fetches += 1
@@ -220,11 +196,11 @@ class Copier:
         def pay(count: int) -> bool:  # called with the table locked: no copy pays twice
             nonlocal to_pay
             to_pay = count
-            return self.budget.take(count)
+            return self._budget.take(count)
 
         claims = self._fetched.claim_all((c.digest for c in absent), pay)
         if claims is None:
-            left = self.budget.available
+            left = self._budget.available
             self._keep(request, index)
             raise DeferredError(
                 f"needs {to_pay} more pulls for its platform manifests;"
@@ -254,7 +230,7 @@ class Copier:
                     for _, other, ours in unmade:
                         if ours:  # a copy waiting for it learns it will not come
                             other.set_exception(DeferredError("not fetched: a fetch before failed"))
-                    self.budget.settle(sum(ours for _, _, ours in unmade), 0)
+                    self._budget.settle(sum(ours for _, _, ours in unmade), 0)
                     raise
         except DeferredError:  # the quota ran out part-way: keep what was fetched
             self._write_children(request, manifests, outcome)
@@ -281,7 +257,7 @@ class Copier:
                 partial(
                     self.retry.call,
                     partial(
-                        self.target.put_manifest, request.target_repository, child.digest, child
+                        self._target.put_manifest, request.target_repository, child.digest, child
                     ),
                 ),
             )
@@ -293,10 +269,10 @@ class Copier:
         repository = request.target_repository
 
         def upload() -> None:
-            if self.target.blob_exists(repository, index.digest):
+            if self._target.blob_exists(repository, index.digest):
                 return
-            url = self.target.start_upload(repository)
-            self.target.finish_upload(repository, url, index.digest, len(index.raw), [index.raw])
+            url = self._target.start_upload(repository)
+            self._target.finish_upload(repository, url, index.digest, len(index.raw), [index.raw])
 
         try:
             self.retry.call(upload)
@@ -307,7 +283,7 @@ class Copier:
         """The index an earlier run kept as a blob, if it is there and has the right bytes."""
         digest = request.source.digest
         try:
-            with self.target.open_blob(request.target_repository, digest) as response:
+            with self._target.open_blob(request.target_repository, digest) as response:
                 raw = read_capped(response, MAX_MANIFEST_BYTES, "kept index")
             manifest = Manifest.from_bytes(raw, request.source.media_type)
         except (MirrorError, httpx.HTTPError) as exc:
@@ -321,13 +297,13 @@ class Copier:
 
     def _target_has_manifest(self, request: CopyRequest, child: Descriptor) -> bool:
         head = self.retry.call(
-            lambda: self.target.head_manifest(request.target_repository, child.digest)
+            lambda: self._target.head_manifest(request.target_repository, child.digest)
         )
         return head is not None
 
     def _check_single_platform(self, request: CopyRequest, manifest: Manifest) -> None:
         config = manifest.blobs()[0]
-        with self.source.open_blob(request.source_repository, config.digest) as response:
+        with self._source.open_blob(request.source_repository, config.digest) as response:
             body = read_capped(response, MAX_JSON_BYTES, "image config")
         try:
             document = json.loads(body)
@@ -358,3 +334,50 @@ def write_tag(
                 f"{target.host}/{repository}:{tag} is immutable and points at"
                 f" {head.digest if head else 'another image'}, not {manifest.digest}"
             ) from None
+
+
+def registry_up_to_date(
+    target: RegistryClient,
+    retry: RetryPolicy,
+    target_repository: str,
+    tag: str,
+    source: ManifestHead,
+    platforms: tuple[Platform, ...] | None,
+) -> str | None:
+    """The ECR tag's digest when it already mirrors `source` (with the same platform
+    filter), else None. HEADs, plus one ECR GET for a filtered index: no Docker Hub pull."""
+    head = retry.call(lambda: target.head_manifest(target_repository, tag))
+    if head is None:
+        return None
+    if head.digest == source.digest:
+        return head.digest
+    if platforms is None:
+        return None
+    manifest, _ = retry.call(lambda: target.get_manifest(target_repository, tag))
+    recorded = (
+        manifest.annotation(SOURCE_DIGEST_ANNOTATION),
+        manifest.annotation(SOURCE_PLATFORMS_ANNOTATION),
+    )
+    return head.digest if recorded == (source.digest, platforms_label(platforms)) else None
+
+
+class RegistryEngine:
+    """The registry-to-registry engine, as `mirror.sync` makes it (`EngineFactory`)."""
+
+    @staticmethod
+    def up_to_date_check(target: RegistryClient, retry: RetryPolicy) -> UpToDate:
+        return partial(registry_up_to_date, target, retry)
+
+    def __call__(
+        self,
+        source: RegistryClient,
+        target: RegistryClient,
+        *,
+        concurrency: int,
+        budget: PullBudget,
+        retry: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> Copier:
+        return Copier(
+            source, target, concurrency=concurrency, budget=budget, retry=retry, progress=progress
+        )

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from mirror.budget import DeferredError, PullBudget
@@ -48,6 +49,7 @@ from mirror.engine import (
     CopyRequest,
     NoProgress,
     Progress,
+    UpToDate,
 )
 from mirror.errors import EngineError
 from mirror.manifests import platforms_label
@@ -160,29 +162,6 @@ class DockerEngineCopier:
         """The engine fetches manifests itself, once per pull: the pulls it made."""
         with self._pulled_lock:
             return self._pulled
-
-    # --- is the target up to date? (HEADs on ECR only: no pull) -------------------------
-
-    def up_to_date(
-        self,
-        target_repository: str,
-        tag: str,
-        source: ManifestHead,
-        platforms: tuple[Platform, ...] | None,
-    ) -> str | None:
-        """The tag's digest when it points at the image the marker for `source` names (or at
-        the source digest itself: a digest-preserving copy by the registry engine), else None.
-
-        Raises CopyError for an entry this engine refuses, so the plan reports it."""
-        platform = entry_platform(platforms, self.platform)
-        head = self.retry.call(lambda: self.target.head_manifest(target_repository, tag))
-        if head is None:
-            return None
-        if head.digest == source.digest:
-            return head.digest
-        marker = marker_tag(source.digest, platform if _is_index(source) else None)
-        recorded = self.retry.call(lambda: self.target.head_manifest(target_repository, marker))
-        return head.digest if recorded is not None and recorded.digest == head.digest else None
 
     # --- copying ----------------------------------------------------------------------
 
@@ -386,6 +365,9 @@ class DockerEngineFactory:
                 self._client.close()
                 self._client = None
 
+    def up_to_date_check(self, target: RegistryClient, retry: RetryPolicy) -> UpToDate:
+        return partial(marker_up_to_date, target, retry, self.platform)
+
     def __call__(
         self,
         source: RegistryClient,
@@ -399,3 +381,28 @@ class DockerEngineFactory:
         return DockerEngineCopier(
             source, target, engine=self, budget=budget, retry=retry, progress=progress
         )
+
+
+def marker_up_to_date(
+    target: RegistryClient,
+    retry: RetryPolicy,
+    engine_platform: Platform,
+    target_repository: str,
+    tag: str,
+    source: ManifestHead,
+    platforms: tuple[Platform, ...] | None,
+) -> str | None:
+    """The tag's digest when it points at the image the marker for `source` names (or at
+    the source digest itself: a digest-preserving copy by the registry engine), else None.
+    Two HEADs on ECR, free.
+
+    Raises CopyError for an entry this engine refuses, so the plan reports it."""
+    platform = entry_platform(platforms, engine_platform)
+    head = retry.call(lambda: target.head_manifest(target_repository, tag))
+    if head is None:
+        return None
+    if head.digest == source.digest:
+        return head.digest
+    marker = marker_tag(source.digest, platform if _is_index(source) else None)
+    recorded = retry.call(lambda: target.head_manifest(target_repository, marker))
+    return head.digest if recorded is not None and recorded.digest == head.digest else None

@@ -94,22 +94,21 @@ class CopyFailed(MirrorError):
         self.cause = cause
 
 
-class CopyEngine(Protocol):
-    """What `mirror.sync` needs from an engine."""
+class UpToDate(Protocol):
+    """The plan's check of one tag: the digest the ECR tag points at when it already
+    mirrors `source` (with the entry's platforms), else None. Free: HEADs and GETs on ECR."""
 
-    source: RegistryClient  # the plan HEADs the source through it
-    target: RegistryClient  # and checks the target's repositories
-    budget: PullBudget  # replaced by the sync once the plan has read the quota
-
-    def up_to_date(
+    def __call__(
         self,
         target_repository: str,
         tag: str,
         source: ManifestHead,
         platforms: tuple[Platform, ...] | None,
-    ) -> str | None:
-        """The digest the ECR tag points at when it already mirrors `source`, else None."""
-        ...
+    ) -> str | None: ...
+
+
+class CopyEngine(Protocol):
+    """What `mirror.sync` needs from an engine once the plan is made."""
 
     def copy(self, request: CopyRequest) -> CopyOutcome: ...
 
@@ -124,7 +123,10 @@ class CopyEngine(Protocol):
 
 
 class EngineFactory(Protocol):
-    """Makes the engine for one sync; `Copier` itself is one."""
+    """Makes one sync's engine in two steps: first the check the plan classifies tags with,
+    then, with the budget the plan read, the engine that copies."""
+
+    def up_to_date_check(self, target: RegistryClient, retry: RetryPolicy) -> UpToDate: ...
 
     def __call__(
         self,

@@ -13,9 +13,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from mirror.config import Config, MirroredImage
-from mirror.engine import CopyEngine, failure_text
+from mirror.engine import UpToDate, failure_text
 from mirror.manifests import INDEX_TYPES
 from mirror.plan import Action, PlannedTag, SyncOptions, may_select, selected
+from mirror.registries import Registries
 from mirror.registry.client import RateLimit, RegistryClient
 from mirror.registry.errors import RegistryError
 from mirror.registry.retry import RetryPolicy
@@ -30,10 +31,16 @@ def resolve_tags(source: RegistryClient, image: MirroredImage) -> list[str]:
 
 
 def plan_sync(
-    config: Config, copier: CopyEngine, options: SyncOptions, *, retry: RetryPolicy
+    config: Config,
+    registries: Registries,
+    up_to_date: UpToDate,
+    options: SyncOptions,
+    *,
+    retry: RetryPolicy,
 ) -> tuple[list[PlannedTag], RateLimit | None]:
-    """Classify every selected tag with HEADs only. Spends no pull."""
-    source, target = copier.source, copier.target
+    """Classify every selected tag with HEADs only (`up_to_date`: the engine's check).
+    Spends no pull."""
+    source, target = registries.source, registries.target
     shard = options.shard
 
     def tags_of(image: MirroredImage) -> list[PlannedTag]:
@@ -70,7 +77,7 @@ def plan_sync(
             planned.source = head
             if head.ratelimit is not None:
                 seen.append(head.ratelimit)
-            mirrored = copier.up_to_date(image.target_repository, tag, head, image.platforms)
+            mirrored = up_to_date(image.target_repository, tag, head, image.platforms)
             if mirrored is not None:
                 planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
                 return
@@ -103,7 +110,7 @@ def plan_sync(
     def check_repository(repository: str) -> None:
         """A copy into a repository ECR does not have would spend pulls, then fail."""
         try:
-            missing = retry.call(lambda: copier.target.repository_missing(repository))
+            missing = retry.call(lambda: target.repository_missing(repository))
         except Exception as exc:  # those images' failure, whatever it is
             problem: str | None = f"checking the ECR repository: {failure_text(exc)}"
         else:

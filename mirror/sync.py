@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from mirror.budget import DeferredError, PullBudget, budget_available
 from mirror.config import Config
-from mirror.copy import Copier, write_tag
+from mirror.copy import RegistryEngine, write_tag
 from mirror.engine import (
     CopyEngine,
     CopyFailed,
@@ -78,6 +78,7 @@ class SyncReport:
 def execute(
     plan: list[PlannedTag],
     copier: CopyEngine,
+    budget: PullBudget,
     registries: Registries,
     options: SyncOptions,
     *,
@@ -103,7 +104,7 @@ def execute(
         try:
             result, outcome = attempt(position, planned)
         finally:
-            copier.budget.end_turn(position)  # whatever happened, later copies may go
+            budget.end_turn(position)  # whatever happened, later copies may go
         results = [result]
         for follower in followers.get(id(planned), []):
             results.append(follow(follower, result, outcome))
@@ -133,7 +134,7 @@ def execute(
         except CopyFailed as failed:
             outcome, cause = failed.outcome, failed.cause
             if isinstance(cause, QuotaExhaustedError):  # from a GET outside the budget's path
-                copier.budget.exhausted()
+                budget.exhausted()
             if isinstance(cause, DeferredError | QuotaExhaustedError):
                 result.action, result.error = Action.DEFERRED, str(cause)
             else:  # that image's failure, whatever it is
@@ -192,14 +193,41 @@ def sync(
     retry: RetryPolicy | None = None,
     progress: Progress | None = None,
     on_result: Callable[[TagResult], None] = lambda result: None,
-    engine: EngineFactory = Copier,
+    engine: EngineFactory | None = None,
 ) -> SyncReport:
     """Plan, then (unless a dry run) copy within the pull budget. Returns the report.
 
-    `engine` makes the copier: `Copier` (registry to registry), or a Docker engine's
-    (`mirror.engine_docker`); both plan with the same HEADs and spend the same budget."""
+    `engine` makes the copier (default: registry to registry, `mirror.copy`), or a Docker
+    engine's (`mirror.docker_copier`): it gives the plan its check, then, built with the
+    budget the plan read, copies; both engines spend the same budget the same way."""
     retry = retry or RetryPolicy()
-    budget = PullBudget(None)
+    engine = engine or RegistryEngine()
+    plan, ratelimit = plan_sync(
+        config,
+        registries,
+        engine.up_to_date_check(registries.target, retry),
+        options,
+        retry=retry,
+    )
+    group_copies(plan)
+    available = budget_available(ratelimit.remaining if ratelimit else None, config.reserve_pulls)
+    budget = PullBudget(
+        available,
+        reserve=config.reserve_pulls,
+        ratelimit=ratelimit,
+        order=(
+            i for i, p in enumerate(plan) if p.action is Action.WOULD_COPY and p.same_as is None
+        ),
+    )
+    if options.dry_run:
+        forecast(plan, available)
+    log.info(
+        "plan: %d tags to copy (%d distinct images), %d up to date; pulls available: %s",
+        sum(1 for p in plan if p.action is Action.WOULD_COPY),
+        sum(1 for p in plan if p.action is Action.WOULD_COPY and p.same_as is None),
+        sum(1 for p in plan if p.action is Action.UP_TO_DATE),
+        "unlimited" if available is None else available,
+    )
     with engine(
         registries.source,
         registries.target,
@@ -208,29 +236,9 @@ def sync(
         retry=retry,
         progress=progress,
     ) as copier:
-        plan, ratelimit = plan_sync(config, copier, options, retry=retry)
-        group_copies(plan)
-        available = budget_available(
-            ratelimit.remaining if ratelimit else None, config.reserve_pulls
+        results = execute(
+            plan, copier, budget, registries, options, retry=retry, on_result=on_result
         )
-        copier.budget = budget = PullBudget(
-            available,
-            reserve=config.reserve_pulls,
-            ratelimit=ratelimit,
-            order=(
-                i for i, p in enumerate(plan) if p.action is Action.WOULD_COPY and p.same_as is None
-            ),
-        )
-        if options.dry_run:
-            forecast(plan, available)
-        log.info(
-            "plan: %d tags to copy (%d distinct images), %d up to date; pulls available: %s",
-            sum(1 for p in plan if p.action is Action.WOULD_COPY),
-            sum(1 for p in plan if p.action is Action.WOULD_COPY and p.same_as is None),
-            sum(1 for p in plan if p.action is Action.UP_TO_DATE),
-            "unlimited" if available is None else available,
-        )
-        results = execute(plan, copier, registries, options, retry=retry, on_result=on_result)
         minimum = copier.manifests_fetched()
     return SyncReport(
         results=results,
