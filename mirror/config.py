@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mirror.config_schema import (
     DOCKER_HUB_URL,
@@ -73,13 +74,26 @@ class MirroredImage:
 
 
 @dataclass(frozen=True)
+class SourceRegistry:
+    """The registry images come from, resolved once when the config is loaded: whatever
+    needs to know which registry it is, or whether it is Docker Hub, reads this."""
+
+    written: str  # as the config file says it, e.g. `docker.io` (the stack's tags show it)
+    url: str  # e.g. `https://registry-1.docker.io`
+    host: str  # host[:port] of `url`, lowercased: how Docker's config.json keys name it
+    is_docker_hub: bool  # https, one of Docker Hub's host names, the default port
+    hub_credentials: bool  # may Docker Hub's credentials go to it: it is Docker Hub, or opted in
+
+    @property
+    def name(self) -> str:
+        """How the report names it in references: as written, or the URL's host[:port]."""
+        return self.written if "://" not in self.written else self.host
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
-    source_registry: str  # as the user wrote it, e.g. `docker.io`
-    source_url: str  # e.g. `https://registry-1.docker.io`
-    source_is_docker_hub: bool
-    # May Docker Hub's credentials go to the source? It is Docker Hub, or the file says so.
-    docker_hub_credentials: bool
+    source: SourceRegistry
     reserve_pulls: int
     credentials_secret: str | None
     region: str | None
@@ -113,14 +127,18 @@ def _resolve(model: ConfigFile, path: str) -> Config:
             )
         )
     source_url = registry_url(model.source.registry)
-    return Config(
-        path=path,
-        source_registry=model.source.registry,
-        source_url=source_url,
-        source_is_docker_hub=is_docker_hub(source_url),
-        docker_hub_credentials=sends_docker_hub_credentials(
+    source = SourceRegistry(
+        written=model.source.registry,
+        url=source_url,
+        host=urlsplit(source_url).netloc.lower(),
+        is_docker_hub=is_docker_hub(source_url),
+        hub_credentials=sends_docker_hub_credentials(
             source_url, model.source.use_docker_hub_credentials
         ),
+    )
+    return Config(
+        path=path,
+        source=source,
         reserve_pulls=model.source.reserve_pulls,
         credentials_secret=model.source.credentials_secret,
         region=model.target.region,

@@ -7,9 +7,10 @@
    `{"username": ..., "token": ...}`.
 4. Otherwise none: anonymous pulls.
 
-1 and 3 are Docker Hub's credentials: they are used only when `config.docker_hub_credentials`
-says they may go to the source (see `mirror.config.sends_docker_hub_credentials`). 2 is looked
-up by the source's own host, as Docker does, so it never hands one registry's login to another.
+1 and 3 are Docker Hub's credentials: they are used only when `config.source.hub_credentials`
+says they may go to the source (`mirror.config_schema.sends_docker_hub_credentials`). 2 is
+looked up by the source's own host, as Docker does, so it never hands one registry's login
+to another.
 
 Inputs are injected (`environ`, `home`) so that the lookup is testable without touching the
 machine's files. Secrets never appear in messages, reprs or tracebacks: every error raised
@@ -79,10 +80,10 @@ def find_source_credentials(
     unreadable secret).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    registry = DockerRegistry.of(config.source_url, hub=config.source_is_docker_hub)
+    registry = DockerRegistry(config.source.host, config.source.is_docker_hub)
     display = "Docker Hub" if registry.hub else registry.host
 
-    hub_credentials = config.docker_hub_credentials
+    hub_credentials = config.source.hub_credentials
     credentials = _from_environment(env) if hub_credentials else None
     if credentials is not None:
         return FoundCredentials(credentials, "environment", display)

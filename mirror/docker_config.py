@@ -66,10 +66,6 @@ class DockerRegistry:
     host: str  # host[:port], lowercased; a Docker Hub alias for Docker Hub
     hub: bool
 
-    @classmethod
-    def of(cls, url: str, *, hub: bool) -> DockerRegistry:
-        return cls(_host_of(url), hub)
-
     @property
     def server_url(self) -> str:
         """What `docker login` stores the registry's entry under."""

@@ -44,9 +44,9 @@ def open_registries(
 ) -> Iterator[Registries]:
     http = new_http_client(connections=transfers * 2 + 4)
     try:
-        source = RegistryClient(config.source_url, source_credentials, http, counts_pulls=True)
+        source = RegistryClient(config.source.url, source_credentials, http, counts_pulls=True)
         target = RegistryClient(target_url, target_credentials, http)
-        source_name = config.source_registry if "://" not in config.source_registry else source.host
+        source_name = config.source.name
         yield Registries(source, target, http, source_name, target.host)
     finally:
         http.close()

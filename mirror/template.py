@@ -138,7 +138,7 @@ def _policy() -> dict[str, Any]:
 
 def _source(config: Config, image: MirroredImage) -> str:
     """Where the images come from, as a tag value (ECR takes at most 256 characters)."""
-    return f"{config.source_registry}/{image.repository}"[:256]
+    return f"{config.source.written}/{image.repository}"[:256]
 
 
 def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:

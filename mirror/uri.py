@@ -28,7 +28,7 @@ def ecr_host(config: Config, endpoint: Callable[[], str]) -> str:
 
 def _source_hosts(config: Config) -> set[str]:
     """The registries a reference may name to be mirrored: Docker Hub and the source."""
-    return {DOCKER_HUB, normalize_registry(urlsplit(config.source_url).netloc)}
+    return {DOCKER_HUB, normalize_registry(config.source.host)}
 
 
 def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
@@ -44,7 +44,7 @@ def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
         raise ConfigError(f"{text}: give IMAGE[:TAG]; --digest prints the digest reference")
     if ref.registry not in _source_hosts(config):
         raise ConfigError(
-            f"{text}: not from the source registry ({config.source_registry}); nothing mirrors it"
+            f"{text}: not from the source registry ({config.source.written}); nothing mirrors it"
         )
     image = next((i for i in config.images if i.repository == ref.repository), None)
     if image is None:

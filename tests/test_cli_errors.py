@@ -43,7 +43,7 @@ ILLEGAL_HEADER = f"""
 import httpx, os
 def fault(config):
     token = "Bearer {REALM_TOKEN} " + os.environ["DOCKERHUB_TOKEN"] + "\\n"
-    httpx.get(config.source_url + "/v2/", headers={{"Authorization": token}})
+    httpx.get(config.source.url + "/v2/", headers={{"Authorization": token}})
 """
 INTERRUPT = """
 def fault(config):

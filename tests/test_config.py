@@ -51,14 +51,14 @@ def test_the_issue_example_loads_with_defaults_merged() -> None:
     assert redis.repository == "bitnami/redis"
     assert redis.tags == TagSelector(match=r"^7\.4\.\d+$", semver=None, latest=3, exclude=None)
     assert redis.platforms == (Platform("linux", "amd64"),)
-    assert config.source_url == "https://registry-1.docker.io"
+    assert config.source.url == "https://registry-1.docker.io"
     assert config.reserve_pulls == 10
     assert config.target_url is None
 
 
 def test_minimal_file_takes_every_default() -> None:
     config = parse_config("version: 1\nimages: [{image: alpine, tags: [latest]}]\n")
-    assert config.source_registry == "docker.io"
+    assert config.source.written == "docker.io"
     assert config.prefix == "dockerhub"
     assert config.stack.name == "ecr-mirror"
     assert config.stack.iam_user is None
@@ -94,7 +94,7 @@ def test_defaults_platforms_apply_where_an_entry_names_none() -> None:
 )
 def test_source_registry_forms(registry: str, url: str) -> None:
     text = f"version: 1\nsource: {{registry: '{registry}'}}\nimages: [{{image: a/b, tags: [x]}}]\n"
-    assert parse_config(text).source_url == url
+    assert parse_config(text).source.url == url
 
 
 BAD_CASES = [
@@ -364,3 +364,24 @@ def test_any_edit_of_a_valid_config_loads_or_is_one_line(
     for at, cut, token in edits:  # replace `cut` characters at `at` by a token
         document = document[:at] + token + document[at + cut :]
     loads_or_one_line(document)
+
+
+@pytest.mark.parametrize(
+    ("registry", "name", "host", "hub"),
+    [
+        ("docker.io", "docker.io", "registry-1.docker.io", True),
+        ("index.docker.io", "index.docker.io", "registry-1.docker.io", True),
+        ("https://Registry-1.Docker.io", "registry-1.docker.io", "registry-1.docker.io", True),
+        ("http://127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000", False),
+        ("quay.io", "quay.io", "quay.io", False),
+    ],
+)
+def test_the_source_registry_is_resolved_once(
+    registry: str, name: str, host: str, hub: bool
+) -> None:
+    """What every module reads about the source: how references name it, the host Docker's
+    config.json keys name it by, whether it is Docker Hub (and so gets its credentials)."""
+    text = f"version: 1\nsource: {{registry: '{registry}'}}\nimages: [{{image: a, tags: [b]}}]\n"
+    source = parse_config(text).source
+    assert (source.written, source.name, source.host) == (registry, name, host)
+    assert source.is_docker_hub is hub and source.hub_credentials is hub

@@ -33,7 +33,7 @@ def test_plain_http_to_another_host_needs_the_opt_in(section: str) -> None:
     )
     opted = f"version: 1\n{section}: {{registry: '{url}', allow_insecure_http: true}}\n"
     config = parse_config(opted + VALID_TAIL)
-    assert (config.source_url if section == "source" else config.target_url) == url
+    assert (config.source.url if section == "source" else config.target_url) == url
     not_a_bool = opted.replace("true", "'true'")
     assert refused(not_a_bool + VALID_TAIL) == (
         f"f.yaml: {section}.allow_insecure_http (line 2): Input should be a valid boolean"
@@ -53,7 +53,7 @@ def test_plain_http_to_another_host_needs_the_opt_in(section: str) -> None:
 def test_plain_http_to_loopback_is_accepted(url: str) -> None:
     text = f"version: 1\nsource: {{registry: '{url}'}}\ntarget: {{registry: '{url}'}}\n"
     config = parse_config(text + VALID_TAIL)
-    assert config.source_url == url and config.target_url == url
+    assert config.source.url == url and config.target_url == url
 
 
 @pytest.mark.parametrize(
@@ -93,8 +93,8 @@ def test_docker_hub_credentials_go_to_docker_hub_unless_the_file_says(
     source: str, hub: bool, hub_credentials: bool
 ) -> None:
     config = parse_config(f"version: 1\nsource: {source}\n" + VALID_TAIL)
-    assert config.source_is_docker_hub is hub
-    assert config.docker_hub_credentials is hub_credentials
+    assert config.source.is_docker_hub is hub
+    assert config.source.hub_credentials is hub_credentials
 
 
 def test_a_docker_hub_secret_for_another_registry_needs_the_opt_in() -> None:

@@ -21,7 +21,7 @@ def run_quota(config_path: Path, out: TextIO = sys.stdout) -> int:
     found = find_source_credentials(config)
     log.info("%s", found.describe())
     with open_registries(
-        config, StaticCredentials(found.credentials), StaticCredentials(None), config.source_url, 1
+        config, StaticCredentials(found.credentials), StaticCredentials(None), config.source.url, 1
     ) as registries:
         ratelimit = quota(registries.source)
     if ratelimit is None:
