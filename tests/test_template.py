@@ -32,7 +32,7 @@ from mirror.template import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_ACTIONS = [
+PUSH_PULL_STATEMENT_ACTIONS = [
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchGetImage",
     "ecr:BatchCheckLayerAvailability",
@@ -145,7 +145,7 @@ def test_one_repository_per_image_named_from_the_config() -> None:
     assert all(key == logical_id(name) for key, name in names.items())
 
 
-def test_every_repository_has_the_seed_policy_for_the_iam_user() -> None:
+def test_every_repository_has_the_push_pull_policy_for_the_iam_user() -> None:
     for resource in resources(make_config(iam_user="ci-pusher")).values():
         policy = resource["Properties"]["RepositoryPolicyText"]
         condition, document, otherwise = policy["Fn::If"]
@@ -154,7 +154,7 @@ def test_every_repository_has_the_seed_policy_for_the_iam_user() -> None:
         (statement,) = document["Statement"]
         assert statement["Sid"] == "AllowPushPull"
         assert statement["Effect"] == "Allow"
-        assert statement["Action"] == SEED_ACTIONS == list(PUSH_PULL_ACTIONS)
+        assert statement["Action"] == PUSH_PULL_STATEMENT_ACTIONS == list(PUSH_PULL_ACTIONS)
         assert statement["Principal"] == {
             "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${IAMUserName}"}
         }
@@ -176,7 +176,7 @@ def test_the_policy_applies_only_when_an_iam_user_is_given() -> None:
     ("value", "allowed"),
     [("", True), ("ci-pusher", True), ("CI_user-01", True), ("a b", False), ("x/y", False)],
 )
-def test_the_iam_user_parameter_keeps_the_seed_pattern(value: str, allowed: bool) -> None:
+def test_the_iam_user_parameter_keeps_its_name_pattern(value: str, allowed: bool) -> None:
     # CloudFormation matches AllowedPattern against the whole value.
     assert bool(re.fullmatch(IAM_USER_PATTERN, value)) is allowed
 
@@ -236,7 +236,7 @@ def test_outputs_carry_every_repository_uri() -> None:
     assert len(template["Outputs"]) == 3
 
 
-def test_the_header_tells_how_to_deploy_by_hand_with_the_seed_command() -> None:
+def test_the_header_tells_how_to_deploy_by_hand() -> None:
     text = render_yaml(make_config(iam_user="ci-pusher"))
     assert "aws cloudformation deploy --template-file ecr.yml --stack-name ecr-mirror" in text
     assert "--capabilities CAPABILITY_NAMED_IAM --parameter-overrides IAMUserName=ci-pusher" in text
