@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,12 +57,16 @@ class BlobTransfer:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def copy_blobs(self, request: CopyRequest, manifest: Manifest, outcome: CopyOutcome) -> None:
-        """Every blob of `manifest` in the target; counted on `outcome` when this copy
-        placed it (else it was there, or another copy's)."""
-        blobs = manifest.blobs()
-        self.progress.expect(request.label, sum(blob.size for blob in blobs))
-        futures = [self._blob(request, blob) for blob in blobs]
+    def copy_blobs(
+        self, request: CopyRequest, manifests: Iterable[Manifest], outcome: CopyOutcome
+    ) -> None:
+        """Every blob of `manifests` in the target; counted on `outcome` when this copy
+        placed it (else it was there, or another copy's). All start at once, the largest
+        first, so that a copy does not end waiting on one big layer started last."""
+        blobs = {blob.digest: blob for manifest in manifests for blob in manifest.blobs()}
+        ordered = sorted(blobs.values(), key=lambda blob: blob.size, reverse=True)
+        self.progress.expect(request.label, sum(blob.size for blob in ordered))
+        futures = [self._blob(request, blob) for blob in ordered]
         for future in futures:
             blob = future.result()
             mine = blob.by == request.label

@@ -1,5 +1,8 @@
 """The `mirror` command: parse options, call one core function, map errors to exit codes.
 
+A command's module is imported when that command runs, so that `mirror uri` in a build
+step does not pay for the sync's imports.
+
 Exit codes: 0 done; 1 a failure (an image, the stack), or an internal error (a bug); 2 bad
 input (config, arguments); 3 nothing failed but work was deferred by Docker Hub's pull budget;
 130 interrupted. Progress and logs go to stderr; stdout carries only what a command reports.
@@ -24,17 +27,9 @@ import typer
 from typer.core import TyperGroup
 
 from mirror import __version__
-from mirror.commands.check import run_check
-from mirror.commands.login import run_login
-from mirror.commands.quota import run_quota
-from mirror.commands.stack import run_delete_repo, run_ensure_repo
-from mirror.commands.sync import run_sync
-from mirror.commands.template import run_template
-from mirror.commands.uri import run_uri
 from mirror.config import DEFAULT_CONFIG_PATH
+from mirror.console import log_handler
 from mirror.errors import ConfigError, MirrorError
-from mirror.plan import Shard, SyncOptions
-from mirror.report import log_handler, write_error_json
 from mirror.text import ERROR_LIMIT, known_secrets, printable, redact
 
 INTERRUPTED = 130
@@ -125,6 +120,8 @@ def _main(
 def check(config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False) -> None:
     """Validate the config file and list the ECR repositories it names."""
     _logging(verbose)
+    from mirror.commands.check import run_check
+
     raise typer.Exit(run_check(config))
 
 
@@ -206,6 +203,9 @@ def sync_command(
     ] = False,
 ) -> None:
     """Copy the configured Docker Hub images into ECR, within the pull budget."""
+    from mirror.plan import Shard, SyncOptions
+    from mirror.report import write_error_json
+
     _logging(verbose)
     try:
         options = SyncOptions(
@@ -223,6 +223,8 @@ def sync_command(
             docker = DockerOptions.parse(platform, keep_local)
         elif platform is not None or keep_local:
             raise ConfigError("--platform and --keep-local apply to --engine docker only")
+        from mirror.commands.sync import run_sync
+
         code = run_sync(
             config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
         )
@@ -239,6 +241,8 @@ def quota_command(
 ) -> None:
     """Print Docker Hub's pull limit and what is left, without spending a pull."""
     _logging(verbose)
+    from mirror.commands.quota import run_quota
+
     raise typer.Exit(run_quota(config))
 
 
@@ -248,6 +252,8 @@ def template_command(
 ) -> None:
     """Print the CloudFormation template `ensure-repo` deploys (deployable by hand too)."""
     _logging(verbose)
+    from mirror.commands.template import run_template
+
     raise typer.Exit(run_template(config))
 
 
@@ -261,6 +267,8 @@ def ensure_repo_command(
 ) -> None:
     """Create or update the stack of ECR repositories, showing its changes first."""
     _logging(verbose)
+    from mirror.commands.stack import run_ensure_repo
+
     raise typer.Exit(run_ensure_repo(config, dry_run=dry_run))
 
 
@@ -272,6 +280,8 @@ def delete_repo_command(
 ) -> None:
     """Delete the stack; its repositories stay in ECR with their images."""
     _logging(verbose)
+    from mirror.commands.stack import run_delete_repo
+
     code = run_delete_repo(
         config,
         yes=yes,
@@ -295,6 +305,8 @@ def login_command(
 ) -> None:
     """Log the Docker engine and the docker config into ECR with a fresh token."""
     _logging(verbose)
+    from mirror.commands.login import run_login
+
     raise typer.Exit(run_login(config, config_only=config_only))
 
 
@@ -309,6 +321,8 @@ def uri_command(
 ) -> None:
     """Print the ECR reference that mirrors a Docker Hub reference."""
     _logging(verbose)
+    from mirror.commands.uri import run_uri
+
     raise typer.Exit(run_uri(config, image, digest=digest))
 
 

@@ -121,7 +121,7 @@ class Copier:
             else:
                 if request.platforms is not None:
                     self._check_single_platform(request, top)
-                self._blobs.copy_blobs(request, top, outcome)
+                self._blobs.copy_blobs(request, [top], outcome)
                 written = top
             write_tag(self._target, self.retry, request.target_repository, request.tag, written)
         except Exception as exc:
@@ -245,8 +245,7 @@ class Copier:
         self, request: CopyRequest, manifests: list[Manifest], outcome: CopyOutcome
     ) -> None:
         """Each child's blobs, then the child by digest (once per repository and run)."""
-        for child in manifests:
-            self._blobs.copy_blobs(request, child, outcome)
+        self._blobs.copy_blobs(request, manifests, outcome)
         for child in manifests:
             future, mine = self._written.claim((request.target_repository, child.digest))
             if not mine:

@@ -88,15 +88,23 @@ def may_select(image: MirroredImage, patterns: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class SyncOptions:
-    """What a run is asked to do. `transfers`: blobs moving at once (and the threads that
-    plan); `images`: copies at once."""
+    """What a run is asked to do, and how much at once: `transfers` blobs moving (the
+    large requests: bounded), `images` copies, `requests` of the plan's small ones (tag
+    lists, HEADs: their time is the registry's distance, so many go at once)."""
 
     dry_run: bool = False
     only: tuple[str, ...] = ()
     shard: Shard | None = None
     transfers: int = 8
     images: int = 4
+    requests: int = 32
     fail_fast: bool = False
+
+    @property
+    def connections(self) -> int:
+        """The HTTP connections to keep: two per blob stream (source and target) and one
+        more for a redirect on the way, one per small request, a few for manifests."""
+        return self.transfers * 3 + self.requests + self.images
 
 
 @dataclass

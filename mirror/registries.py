@@ -40,9 +40,9 @@ def open_registries(
     source_credentials: CredentialsProvider,
     target_credentials: CredentialsProvider,
     target_url: str,
-    transfers: int,
+    connections: int,
 ) -> Iterator[Registries]:
-    http = new_http_client(connections=transfers * 2 + 4)
+    http = new_http_client(connections=connections)
     try:
         source = RegistryClient(config.source.url, source_credentials, http, counts_pulls=True)
         target = RegistryClient(target_url, target_credentials, http)

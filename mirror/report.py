@@ -11,13 +11,11 @@ that markup in it (`[red]`, `[link=...]`) is shown as written, never interpreted
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import threading
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -30,34 +28,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mirror.console import STDERR
 from mirror.plan import Action
 from mirror.sync import SyncReport, TagResult
-from mirror.text import ERROR_LIMIT, printable
+from mirror.text import printable
 
 REPORT_VERSION = 1
-
-# One console for everything on stderr: logs print above the live progress bars, not into them.
-STDERR = Console(stderr=True, highlight=False)
-
-
-class _PrintableFormatter(logging.Formatter):
-    """Each log message as one printable line: log lines quote registries' messages."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return printable(super().formatMessage(record), ERROR_LIMIT)
-
-
-def log_handler() -> logging.Handler:
-    """Logs to stderr: through the shared console on a terminal, plain lines otherwise."""
-    handler: logging.Handler
-    if STDERR.is_terminal:
-        handler = RichHandler(
-            console=STDERR, show_time=False, show_level=False, show_path=False, markup=False
-        )
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PrintableFormatter("%(message)s"))
-    return handler
 
 
 def report_document(report: SyncReport, error: str | None = None) -> dict[str, Any]:

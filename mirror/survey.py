@@ -123,7 +123,7 @@ def plan_sync(
             ):
                 planned.action, planned.error = Action.FAILED, problem
 
-    with ThreadPoolExecutor(max_workers=options.transfers, thread_name_prefix="plan") as pool:
+    with ThreadPoolExecutor(max_workers=options.requests, thread_name_prefix="plan") as pool:
         pairs = [planned for part in pool.map(tags_of, config.images) for planned in part]
         list(pool.map(classify, pairs))
         to_copy = {p.image.target_repository for p in pairs if p.action is Action.WOULD_COPY}

@@ -10,7 +10,7 @@
       credentials, credential_helpers,
       docker_config
     config*                               the config file (pure)
-    errors, text, reference, versions,    pure building blocks (and the package's version)
+    errors, text, console, reference,     pure building blocks (and the package's version)
       manifests, singleflight
 
 Every module of `mirror/` must be placed here (a new module needs a line below), and every
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # "": the package's face, mirror/__init__.py (its version, nothing imported)
     (
         "building blocks",
-        ("", "errors", "text", "reference", "versions", "manifests", "singleflight"),
+        ("", "errors", "text", "console", "reference", "versions", "manifests", "singleflight"),
     ),
     ("config", ("config", "config_*", "yamlfile")),
     (

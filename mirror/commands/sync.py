@@ -65,7 +65,7 @@ def run_sync(
             StaticCredentials(found.credentials),
             target.credentials,
             target.url,
-            options.transfers,
+            options.connections,
         ) as registries,
         StderrProgress() as progress,
     ):
