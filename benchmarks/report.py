@@ -275,7 +275,10 @@ def chart(s: dict[tuple[str, str], Summary], path: Path, title: str) -> str | No
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]', or bash scripts/bench)"
-    labels = list(dict.fromkeys(r.label for r in RATIOS))
+    present = [r for r in RATIOS if ratio(s, r.scenario, r.row, r.base) is not None]
+    if not present:
+        return "no ratio was measured"
+    labels = list(dict.fromkeys(r.label for r in present))
     fig, ax = plt.subplots(figsize=(10, 5.2), dpi=110)
     width = 0.38
     colours = {LOOPBACK: "#4c78a8", FAR: "#f58518"}
@@ -289,14 +292,15 @@ def chart(s: dict[tuple[str, str], Summary], path: Path, title: str) -> str | No
 
     for i, scenario in enumerate(SCENARIOS):
         for j, label in enumerate(labels):
-            r = next((r for r in RATIOS if r.label == label and r.scenario == scenario), None)
+            r = next((r for r in present if r.label == label and r.scenario == scenario), None)
             if r is None:
                 continue
             value = ratio(s, scenario, r.row, r.base)
-            x = j + (i - 0.5) * width
-            if value is not None:
-                ax.bar(x, value, width, color=colours[scenario], label=once(scenario))
-                ax.annotate(f"{value:.2f}", (x, value), ha="center", va="bottom", fontsize=8)
+            assert value is not None
+            alone = sum(1 for p in present if p.label == label) == 1
+            x = j if alone else j + (i - 0.5) * width
+            ax.bar(x, value, width, color=colours[scenario], label=once(scenario))
+            ax.annotate(f"{value:.2f}", (x, value), ha="center", va="bottom", fontsize=8)
             if r.target is not None:
                 ax.plot(
                     [x - width / 2, x + width / 2],
