@@ -255,6 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "corpus": asdict(corpus_shape),
                     "runs": [asdict(r) for r in runs],
                     "summary": [asdict(x) for x in summaries.values()],
+                    "ratios": [
+                        {
+                            **asdict(r),
+                            "measured": report.ratio(summaries, r.scenario, r.row, r.base),
+                        }
+                        for r in report.RATIOS
+                    ],
                     "front_errors": front_errors,
                 },
                 indent=2,
