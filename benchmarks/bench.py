@@ -46,8 +46,9 @@ from .corpus import (
     sync_corpus,
     tags_by_repository,
 )
+from .engine_rows import EngineBench
 from .measure import ROOT, machine_facts
-from .scenarios import FAR, LATENCY_MS, LOOPBACK, Bench, Run
+from .scenarios import FAR, LATENCY_MS, LOOPBACK, Run
 
 MIRROR_TRANSFERS = 8  # mirror's default --transfers: the bound uses as many streams
 
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             corpus_shape = shape(world.corpus, repositories)
             print(f"  corpus: {corpus_shape.describe()}", flush=True)
             tags = tags_by_repository(world.corpus, repositories)
-            bench = Bench(
+            bench = EngineBench(
                 world,
                 workdir,
                 repositories=repositories,

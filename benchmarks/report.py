@@ -213,11 +213,12 @@ def markdown(
         out.append(f"| {r.label} | {r.scenario} | {_f(value, '.2f')} | {target} |")
     plan = s.get((FAR, PLAN))
     if plan is not None:
+        tags = int(plan.extra.get("tags", 0))
         out += [
             "",
-            "## Planning 1,000 tags, Docker Hub 40 ms away",
+            f"## Planning {tags:,} tags, Docker Hub 40 ms away",
             "",
-            "`mirror sync --dry-run` of one repository listing 1,000 tags (5 tiny manifests),"
+            f"`mirror sync --dry-run` of one repository listing {tags:,} tags (5 tiny manifests),"
             " its ECR repository empty: a HEAD per tag at each end, nothing else.",
             "",
             "| median s | HEADs at Docker Hub | pulls | peak RSS MB | issue 12 target |",

@@ -1,5 +1,5 @@
 """Each row of the benchmark, run once against the world: the bound, mirror, skopeo, the
-planner, the big layer, the Docker engine.
+planner, the big layer (the Docker engine's rows: ``benchmarks/engine_rows.py``).
 
 Every run writes into repositories nobody wrote before (a new prefix), so a "full" run has
 nothing to skip; the target registry's storage is emptied before each full run, so that no
@@ -10,11 +10,8 @@ own counters, so every tool is counted the same way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +22,10 @@ import httpx
 import yaml
 
 from tests.world.corpus import ACCEPT
-from tests.world.dockerd import DockerdUnavailable
 from tests.world.world import World
 
 from .corpus import BIG_REPOSITORY, MANY_REPOSITORY, blob_jobs
-from .measure import MIRROR, Measured, proc_cpu, run_measured, sampled_rss
+from .measure import MIRROR, Measured, run_measured
 
 LOOPBACK = "loopback"
 FAR = "hub +40 ms"
@@ -41,7 +37,7 @@ SKOPEO_FULL = "skopeo full"
 MIRROR_NOOP = "mirror no-op"
 MIRROR_NOOP_STACK = "mirror no-op + stack check"
 SKOPEO_NOOP = "skopeo no-op"
-PLAN = "mirror --dry-run, 1,000 tags"
+PLAN = "mirror --dry-run (planning)"
 BIG = "mirror, one big layer"
 DOCKER_MIRROR = "mirror --engine docker"
 DOCKER_LOOP = "docker pull/tag/push loop"
@@ -99,8 +95,6 @@ class Bench:
         self.env.update(world.env())
         self.env["DOCKER_CONFIG"] = str(docker_config)
         self.env["REGISTRY_AUTH_FILE"] = str(auth_file)
-        self.docker_error: str | None = None
-        self._docker_ready = False
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -378,7 +372,7 @@ class Bench:
     # -- planning and memory -------------------------------------------------------------
 
     def plan(self, round_: int, many: list[str]) -> Run:
-        """``mirror sync --dry-run`` of a repository of 1,000 tags, ECR's repository empty:
+        """``mirror sync --dry-run`` of a repository of many tags, ECR's repository empty:
         a HEAD per tag at each end, nothing else."""
         prefix = self.prefix("plan")
         self.create([f"{prefix}/{MANY_REPOSITORY}"])
@@ -389,7 +383,7 @@ class Bench:
                 return f"would copy {totals.get('would_copy')} of {len(many)} tags"
             return None
 
-        return self.counted(
+        run = self.counted(
             lambda: self._mirror_run(
                 FAR,
                 PLAN,
@@ -398,6 +392,8 @@ class Bench:
                 check,
             )
         )
+        run.extra["tags"] = len(many)
+        return run
 
     def big(self) -> Run:
         """mirror copying one image of one big layer: its peak RSS is the figure."""
@@ -421,127 +417,3 @@ class Bench:
         )
         self.empty_target()
         return run
-
-    # -- the Docker engine ---------------------------------------------------------------
-
-    def docker_ready(self) -> bool:
-        """Start the world's dockerd and log the docker CLI into the ECR front (once)."""
-        if self._docker_ready:
-            return True
-        if self.docker_error is not None:
-            return False
-        docker = shutil.which("docker")
-        if docker is None:
-            self.docker_error = "no docker CLI on PATH (Debian package docker.io)"
-            return False
-        try:
-            engine = self.world.docker_engine()
-        except DockerdUnavailable as e:
-            self.docker_error = str(e)
-            return False
-        self.docker = docker
-        self.engine = engine
-        self.env["DOCKER_HOST"] = engine.host
-        loop_config = self.workdir / "docker-loop-config"
-        loop_config.mkdir(exist_ok=True)
-        self.loop_env = {**self.env, "DOCKER_CONFIG": str(loop_config)}
-        login = run_measured(
-            [docker, "login", "-u", self.world.ecr_user, "--password-stdin", self.ecr_host],
-            self.loop_env,
-            stdin=self.world.ecr_password.encode(),
-        )
-        if login.returncode != 0:
-            self.docker_error = f"docker login failed: {login.stderr.strip()[-300:]}"
-            return False
-        self._docker_ready = True
-        return True
-
-    def _engine_images_removed(self) -> None:
-        """Leave the engine empty, outside the timing: each run pulls everything again."""
-        client = self.engine.client()
-        for image in client.images.list(all=True):
-            with contextlib.suppress(Exception):
-                client.images.remove(image.id, force=True)
-        with contextlib.suppress(Exception):
-            client.images.prune(filters={"dangling": False})
-
-    def _engine_measured(self, fn: Callable[[], Run]) -> Run:
-        """``fn`` with dockerd's (and containerd's) CPU and peak RSS: the engine does the
-        work of both docker rows, so its cost is reported beside the client's."""
-        pids = self.engine.pids()
-        cpu0 = sum(proc_cpu(p) for p in pids)
-        with sampled_rss(self.engine.pids) as rss:
-            run = self.counted(fn)
-        run.extra["dockerd_cpu"] = (
-            sum(proc_cpu(p) for p in set(pids) | set(self.engine.pids())) - cpu0
-        )
-        run.extra["dockerd_peak_rss_mb"] = rss["peak_mb"]
-        self._engine_images_removed()
-        self.empty_target()
-        return run
-
-    def docker_mirror(self, round_: int) -> Run:
-        prefix = self.prefix("mirrordocker")
-        self.create([f"{prefix}/{r}" for r in self.docker_tags])
-        config = self.mirror_config(prefix, self.docker_tags)
-
-        def check(totals: dict[str, Any]) -> str | None:
-            bad = {k: totals.get(k) for k in ("failed", "deferred", "missing") if totals.get(k)}
-            return f"not all copied: {bad}" if bad else None
-
-        return self._engine_measured(
-            lambda: self._mirror_run(
-                LOOPBACK,
-                DOCKER_MIRROR,
-                round_,
-                run_measured(
-                    self.mirror_argv(config, "--no-ensure-repo", "--engine", "docker"), self.env
-                ),
-                check,
-            )
-        )
-
-    def docker_loop(self, round_: int) -> Run:
-        """What a team without mirror writes: for each tag, ``docker pull``, ``docker tag``,
-        ``docker push``; then ``docker rmi`` of what it pulled (mirror's engine cleans up
-        too). One process per command, as in a shell loop; wall time is the whole loop."""
-        prefix = self.prefix("dockerloop")
-        self.create([f"{prefix}/{r}" for r in self.docker_tags])
-        steps: list[list[str]] = []
-        refs: list[str] = []
-        for repository, names in self.docker_tags.items():
-            for tag in names:
-                src = f"{self.hub_host}/{repository}:{tag}"
-                dst = f"{self.ecr_host}/{prefix}/{repository}:{tag}"
-                steps += [["pull", "-q", src], ["tag", src, dst], ["push", "-q", dst]]
-                refs += [src, dst]
-        steps.append(["rmi", *refs])
-
-        def go() -> Run:
-            cpu = rss = 0.0
-            error = None
-            started = time.perf_counter()
-            for step in steps:
-                m = run_measured([self.docker, *step], self.loop_env)
-                cpu += m.cpu
-                rss = max(rss, m.rss_mb)
-                if m.returncode != 0:
-                    error = f"docker {' '.join(step[:2])}: {m.stderr.strip()[-300:]}"
-                    break
-            seconds = time.perf_counter() - started
-            return Run(
-                LOOPBACK,
-                DOCKER_LOOP,
-                round_,
-                seconds,
-                cpu,
-                rss,
-                0,
-                0,
-                None,
-                ok=error is None,
-                error=error,
-                extra={"commands": len(steps)},
-            )
-
-        return self._engine_measured(go)
