@@ -1,654 +1,275 @@
-"""Benchmark: `mirror` beside skopeo and the Docker engine, on one test world, in one run.
+"""Benchmark: what users feel, in one run. ``bash scripts/bench`` (see benchmarks/README.md).
 
-    .venv/bin/python -m benchmarks.bench [--size-mb 210] [--layers 8] [--repeat 3]
-        [--big-layer-gib 1] [--skip-docker] [--json out.json]
+    .venv/bin/python -m benchmarks.bench [--scale 1] [--repeat 3] [--big-layer-gib 1]
+        [--skip-docker] [--json out.json] [--docs docs]
 
-Every tool copies the same images from the Docker Hub front (anonymous token auth, CDN
-redirect) into a new repository of the ECR front (Basic auth ``AWS:<password>``):
+One test world (tests/world) holds a corpus shaped like a team's mirror list (several
+repositories, many tags per digest, shared layers, OCI indexes with attestations, a few
+50-150 MB layers). Then, round after round, with the tools' order rotated each round:
 
-* a single-platform Docker schema 2 image of about ``--size-mb`` MiB in ``--layers`` layers;
-* a 2-platform OCI index of about the same total size;
-* (``--big-layer-gib``) one image of a single layer of that many GiB: mirror and skopeo once
-  each, for their peak memory.
+* loopback, and again with every Docker Hub answer delayed 40 ms:
+  the bound (every blob piped hub -> ECR, 8 streams, no hashing), ``mirror sync`` full and
+  no-op (without and with the stack check), ``skopeo sync --all`` full and no-op;
+* ``mirror sync --dry-run`` of 1,000 tags with Docker Hub 40 ms away;
+* ``mirror sync --engine docker`` beside a plain docker pull/tag/push loop;
+* once: mirror's peak RSS while it copies one layer of ``--big-layer-gib`` GiB.
 
-Each copy is timed (wall clock); its process's CPU seconds come from ``os.wait4`` and its
-peak RSS from ``VmHWM`` in ``/proc/<pid>/status`` (polled). For the Docker engine the work
-happens in dockerd: its CPU delta (from ``/proc/<pid>/stat``, containerd included) and its
-sampled peak VmRSS are reported instead.
-After each copy the target manifest is HEADed and its digest compared with the source's.
-
-The result to compare is the ratio of each tool's median time to mirror's: the world's
-servers share the machine with the tools, so absolute times say little. This is not a test:
-it never fails on a timing.
+The table (medians, ratios, pulls, bytes, peak RSS) goes to stdout, ``docs/benchmark.md``
+and ``docs/benchmark.png``; every run's numbers to ``--json``. It asserts nothing: it is
+not a test, and CI does not run it.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
-import shutil
-import statistics
-import subprocess
+import shlex
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-
-from tests.world.corpus import MiB, big_image
-from tests.world.dockerd import DockerdUnavailable
 from tests.world.world import World
 
-ROOT = Path(__file__).resolve().parent.parent
-MIRROR = ROOT / ".venv" / "bin" / "mirror"
-ACCEPT = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
+from . import report
+from .corpus import (
+    MANY_REPOSITORY,
+    big_layer,
+    many_tags,
+    shape,
+    single_platform,
+    sync_corpus,
+    tags_by_repository,
 )
-RUN_TIMEOUT = 900.0  # seconds; a copy that takes longer is killed and reported as failed
-SAMPLE_EVERY = 0.02  # seconds between VmRSS samples of dockerd
-HWM_EVERY = 0.01  # seconds between VmHWM readings of a tool process
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from .engine_rows import EngineBench
+from .measure import ROOT, machine_facts
+from .scenarios import FAR, LATENCY_MS, LOOPBACK, Run
 
-SINGLE = ("bench/single", "1")
-INDEX = ("bench/index", "1")
-BIG = ("bench/big", "1")
-TOOLS = ("mirror", "skopeo", "docker")
-
-
-# --------------------------------------------------------------------------- measurements
-
-
-@dataclass
-class Run:
-    """One copy by one tool."""
-
-    tool: str
-    image: str
-    target: str  # repository:tag in the ECR front
-    seconds: float
-    cpu: float  # CPU seconds of the tool (dockerd and containerd for the Docker engine)
-    rss_mb: float  # peak RSS of the tool process (sampled VmRSS peak of dockerd)
-    ok: bool
-    digest: str | None = None  # what the target tag points at
-    digest_preserved: bool | None = None
-    world_cpu: float = 0.0  # CPU of the world meanwhile: fronts (this process), registries
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Measured:
-    returncode: int
-    seconds: float
-    cpu: float
-    rss_mb: float
-    stdout: str
-    stderr: str
-
-
-def run_measured(
-    argv: Sequence[str], env: dict[str, str], timeout: float = RUN_TIMEOUT
-) -> Measured:
-    """Run a command: wall time, CPU seconds (wait4) and peak RSS (VmHWM, polled).
-
-    Not ``ru_maxrss``: a child forked (or vforked) from this process inherits this process's
-    high-water mark into its ``ru_maxrss`` at exec, so small tools would read as big as the
-    benchmark. ``VmHWM`` belongs to the program's own address space; Popen returns after the
-    exec, so every reading is the tool's."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv), env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
-        )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        with sampled_rss(lambda: [proc.pid], key="VmHWM", every=HWM_EVERY) as rss:
-            try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            finally:
-                timer.cancel()
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        out.seek(0)
-        err.seek(0)
-        return Measured(
-            returncode=proc.returncode,
-            seconds=seconds,
-            cpu=usage.ru_utime + usage.ru_stime,
-            rss_mb=rss["peak_mb"],
-            stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
-        )
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds of a process and its reaped children, from /proc/<pid>/stat (0 if gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rpartition(")")[2].split()
-    # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14-17
-    return sum(int(v) for v in fields[11:15]) / CLK_TCK
-
-
-def proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class WorldCpu:
-    """CPU spent by the world while a tool runs: this process (the fronts run on its
-    threads) and the registry processes. moto and dockerd are left out."""
-
-    def __init__(self, world: World) -> None:
-        self.pids: list[int] = []
-        for server in (world.hub_registry, world.ecr_registry):
-            if server is not None:
-                self.pids += server.pids()
-
-    def now(self) -> float:
-        return time.process_time() + sum(proc_cpu(p) for p in self.pids)
-
-
-@contextlib.contextmanager
-def sampled_rss(
-    pids: Callable[[], list[int]], *, key: str = "VmRSS", every: float = SAMPLE_EVERY
-) -> Iterator[dict[str, float]]:
-    """Sample the sum of `key` (VmRSS, VmHWM) over `pids()` until the block ends; yields
-    {"peak_mb": the largest sum seen}."""
-    result = {"peak_mb": 0.0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            total = sum(proc_rss_mb(p, key) for p in pids())
-            result["peak_mb"] = max(result["peak_mb"], total)
-            stop.wait(every)
-
-    thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        stop.set()
-        thread.join()
-
-
-# --------------------------------------------------------------------------- the bench
-
-
-class Bench:
-    def __init__(self, world: World, workdir: Path, args: argparse.Namespace) -> None:
-        self.world = world
-        self.workdir = workdir
-        self.args = args
-        self.hub_host = urlsplit(world.hub_url).netloc
-        self.ecr_host = urlsplit(world.ecr_url).netloc
-        self.counter = 0
-        self.world_cpu = WorldCpu(world)
-        self.http = httpx.Client(timeout=30)
-        # anonymous at the source whatever this machine's Docker login says
-        docker_config = workdir / "docker-config"
-        docker_config.mkdir(exist_ok=True)
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN")
-        }
-        self.env.update(world.env())
-        self.env["DOCKER_CONFIG"] = str(docker_config)
-        self._docker: Any = None
-        self.docker_error: str | None = None
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def source_digest(self, repository: str, tag: str) -> str:
-        return self.world.corpus.get(f"{repository}:{tag}").digest
-
-    def new_target(self, tool: str, repository: str) -> tuple[str, str]:
-        """A new ECR repository for one copy: (prefix, full repository name)."""
-        self.counter += 1
-        prefix = f"bench-{tool}-{self.counter}"
-        name = f"{prefix}/{repository}"
-        self.world.create_repository(name)
-        return prefix, name
-
-    def target_digest(self, repository: str, tag: str) -> str | None:
-        r = self.http.head(
-            f"{self.world.ecr_url}/v2/{repository}/manifests/{tag}",
-            headers={"Accept": ACCEPT},
-            auth=self.world.ecr_auth,
-        )
-        if r.status_code != 200:
-            return None
-        return r.headers.get("docker-content-digest")
-
-    def _check(self, run: Run, repository: str, tag: str, source: str) -> Run:
-        """HEAD the target tag: record its digest and whether it is the source's."""
-        run.digest = self.target_digest(repository, tag)
-        run.digest_preserved = run.digest == source
-        if run.digest is None and run.ok:
-            run.ok, run.error = False, "the target tag is missing after the copy"
-        return run
-
-    # -- the tools -----------------------------------------------------------------------
-
-    def mirror(self, repository: str, tag: str) -> Run:
-        prefix, target = self.new_target("mirror", repository)
-        config = self.world.write_config(
-            self.workdir / f"{prefix}.yaml",
-            images=[{"image": repository, "tags": [tag]}],
-            target={"prefix": prefix},
-        )
-        argv = [str(MIRROR), "sync", "--no-ensure-repo", "-c", str(config), "-o", "json"]
-        if self.args.mirror_concurrency:
-            argv += ["--concurrency", str(self.args.mirror_concurrency)]
-        cpu0 = self.world_cpu.now()
-        m = run_measured(argv, self.env)
-        world_cpu = self.world_cpu.now() - cpu0
-        error = None
-        extra: dict[str, Any] = {}
-        try:
-            report = json.loads(m.stdout)
-            extra = {"report_totals": report.get("totals")}
-            if report["totals"]["copied"] != 1:
-                error = f"mirror copied {report['totals']['copied']} images: {report['images']}"
-        except (ValueError, KeyError, TypeError):
-            error = f"no JSON report: {m.stderr.strip()[-500:]}"
-        if m.returncode != 0 and error is None:
-            error = f"exit code {m.returncode}: {m.stderr.strip()[-500:]}"
-        run = Run(
-            "mirror",
-            f"{repository}:{tag}",
-            f"{target}:{tag}",
-            m.seconds,
-            m.cpu,
-            m.rss_mb,
-            ok=error is None,
-            world_cpu=world_cpu,
-            error=error,
-            extra=extra,
-        )
-        return self._check(run, target, tag, self.source_digest(repository, tag))
-
-    def skopeo(self, repository: str, tag: str, *, all_platforms: bool) -> Run:
-        _, target = self.new_target("skopeo", repository)
-        argv = [
-            "skopeo",
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-no-creds",
-            "--dest-creds",
-            f"{self.world.ecr_user}:{self.world.ecr_password}",
-            *(["--all"] if all_platforms else []),
-            f"docker://{self.hub_host}/{repository}:{tag}",
-            f"docker://{self.ecr_host}/{target}:{tag}",
-        ]
-        cpu0 = self.world_cpu.now()
-        m = run_measured(argv, self.env)
-        world_cpu = self.world_cpu.now() - cpu0
-        error = None if m.returncode == 0 else f"exit {m.returncode}: {m.stderr.strip()[-500:]}"
-        run = Run(
-            "skopeo",
-            f"{repository}:{tag}",
-            f"{target}:{tag}",
-            m.seconds,
-            m.cpu,
-            m.rss_mb,
-            ok=error is None,
-            world_cpu=world_cpu,
-            error=error,
-        )
-        return self._check(run, target, tag, self.source_digest(repository, tag))
-
-    def docker_client(self) -> Any:
-        if self._docker is None and self.docker_error is None:
-            try:
-                self._docker = self.world.docker_engine().client()
-            except DockerdUnavailable as e:
-                self.docker_error = str(e)
-        return self._docker
-
-    def docker(self, repository: str, tag: str) -> Run:
-        """docker SDK: pull from the hub front, tag, push to the ECR front, then remove."""
-        client = self.docker_client()
-        if client is None:
-            raise DockerdUnavailable(self.docker_error or "no dockerd")
-        _, target = self.new_target("docker", repository)
-        engine = self.world.docker_engine()
-        source_ref = f"{self.hub_host}/{repository}"
-        target_ref = f"{self.ecr_host}/{target}"
-        auth = {"username": self.world.ecr_user, "password": self.world.ecr_password}
-        error = None
-        pushed_lines = 0
-        pids = engine.pids()
-        cpu0 = sum(proc_cpu(p) for p in pids)
-        world0 = self.world_cpu.now()
-        thread0 = time.thread_time()
-        started = time.perf_counter()
-        image = None
-        with sampled_rss(engine.pids) as rss:
-            try:
-                image = client.images.pull(source_ref, tag=tag, platform="linux/amd64")
-                image.tag(target_ref, tag)
-                for line in client.images.push(
-                    target_ref, tag, stream=True, decode=True, auth_config=auth
-                ):
-                    pushed_lines += 1
-                    if "errorDetail" in line or "error" in line:
-                        error = str(line.get("errorDetail") or line.get("error"))
-            except Exception as e:  # the SDK raises docker.errors.APIError and friends
-                error = f"{type(e).__name__}: {e}"
-        seconds = time.perf_counter() - started
-        sdk_cpu = time.thread_time() - thread0
-        # the pids again: containerd-shim and friends may have come and gone
-        cpu = sum(proc_cpu(p) for p in set(pids) | set(engine.pids())) - cpu0
-        world_cpu = self.world_cpu.now() - world0 - sdk_cpu
-        if image is not None:
-            with contextlib.suppress(Exception):
-                client.images.remove(image.id, force=True)
-        run = Run(
-            "docker",
-            f"{repository}:{tag}",
-            f"{target}:{tag}",
-            seconds,
-            cpu,
-            rss["peak_mb"],
-            ok=error is None,
-            world_cpu=world_cpu,
-            error=error,
-            extra={"sdk_client_cpu": sdk_cpu, "push_lines": pushed_lines},
-        )
-        return self._check(run, target, tag, self.source_digest(repository, tag))
-
-    def mirror_startup(self) -> Measured:
-        return run_measured([str(MIRROR), "--version"], self.env)
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def _version(argv: Sequence[str]) -> str:
-    try:
-        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
-    except OSError:
-        return "not found"
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
-
-
-def machine_facts() -> dict[str, Any]:
-    cpu_model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    mem_gib = 0.0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = int(line.split()[1]) / 1024 / 1024
-    try:
-        import docker
-
-        docker_sdk = docker.__version__
-    except ImportError:
-        docker_sdk = "not installed"
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu_model,
-        "memory_gib": round(mem_gib, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "mirror": _version([str(MIRROR), "--version"]),
-        "skopeo": _version(["skopeo", "--version"]) if shutil.which("skopeo") else "not found",
-        "dockerd": _version(["dockerd", "--version"]) if shutil.which("dockerd") else "not found",
-        "docker_sdk": docker_sdk,
-        "httpx": httpx.__version__,
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-@dataclass
-class Summary:
-    tool: str
-    image: str
-    runs: int
-    failed: int
-    seconds: float | None
-    ratio: float | None
-    cpu: float | None
-    rss_mb: float | None
-    world_cpu: float | None
-    digest_preserved: bool | None
-    errors: list[str]
-
-
-def summarise(runs: list[Run], image: str, tools: Sequence[str]) -> list[Summary]:
-    out: list[Summary] = []
-    base: float | None = None
-    for tool in tools:
-        mine = [r for r in runs if r.tool == tool and r.image == image]
-        good = [r for r in mine if r.ok]
-        s = Summary(
-            tool,
-            image,
-            len(mine),
-            len(mine) - len(good),
-            statistics.median(r.seconds for r in good) if good else None,
-            None,
-            statistics.median(r.cpu for r in good) if good else None,
-            max(r.rss_mb for r in good) if good else None,
-            statistics.median(r.world_cpu for r in good) if good else None,
-            all(r.digest_preserved for r in good) if good else None,
-            [r.error for r in mine if r.error],
-        )
-        if tool == "mirror":
-            base = s.seconds
-        if s.seconds is not None and base:
-            s.ratio = s.seconds / base
-        out.append(s)
-    return out
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def print_table(title: str, rows: list[Summary], notes: dict[str, str]) -> None:
-    print(f"\n{title}")
-    header = (
-        f"  {'tool':<8} {'median s':>9} {'x mirror':>9} {'CPU s':>7} {'peak RSS MB':>12} "
-        f"{'world CPU s':>12}  digest preserved"
-    )
-    print(header)
-    print("  " + "-" * (len(header) - 2))
-    for s in rows:
-        preserved = "-" if s.digest_preserved is None else ("yes" if s.digest_preserved else "no")
-        failed = f"  ({s.failed}/{s.runs} runs failed)" if s.failed else ""
-        note = f"  {notes[s.tool]}" if s.tool in notes else ""
-        print(
-            f"  {s.tool:<8} {_fmt(s.seconds, '9.2f')} {_fmt(s.ratio, '9.2f')} "
-            f"{_fmt(s.cpu, '7.2f')} {_fmt(s.rss_mb, '12.1f')} {_fmt(s.world_cpu, '12.2f')}  "
-            f"{preserved}{failed}{note}"
-        )
-        for e in dict.fromkeys(s.errors):
-            print(f"      error: {e[:300]}")
-
-
-# --------------------------------------------------------------------------- main
+MIRROR_TRANSFERS = 8  # mirror's default --transfers: the bound uses as many streams
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench",
-        description="mirror beside skopeo and the Docker engine, on one test world.",
+        description="mirror beside the bound, skopeo and the Docker engine, on one test world.",
     )
-    p.add_argument("--size-mb", type=int, default=210, help="image size in MiB (default 210)")
-    p.add_argument("--layers", type=int, default=8, help="layers per platform (default 8)")
-    p.add_argument("--repeat", type=int, default=3, help="copies per tool and image (median)")
-    p.add_argument(
-        "--big-layer-gib", type=float, default=1, help="one-layer memory test, GiB (0: skip)"
-    )
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every layer size (1)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds; tables show medians (3)")
+    p.add_argument("--big-layer-gib", type=float, default=1, help="memory run, GiB (0 skips)")
+    p.add_argument("--plan-tags", type=int, default=1000, help="tags in the planning run")
     p.add_argument("--skip-docker", action="store_true", help="leave the Docker engine out")
     p.add_argument(
-        "--mirror-concurrency", type=int, default=None, help="mirror sync --concurrency N"
+        "--ecr-mounting",
+        choices=("on", "off"),
+        default="on",
+        help="the ECR front's blob mounting (on: a shared layer crosses the wire once)",
     )
-    p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
+    p.add_argument("--json", type=Path, default=None, help="write every run's numbers here")
+    p.add_argument(
+        "--docs", type=Path, default=ROOT / "docs", help="where benchmark.md/.png go (docs/)"
+    )
+    p.add_argument("--no-docs", action="store_true", help="write nothing under --docs")
     args = p.parse_args(argv)
-    if args.size_mb < 1 or args.layers < 1 or args.repeat < 1 or args.big_layer_gib < 0:
-        p.error("sizes, layers and repeat must be positive")
+    if args.scale <= 0 or args.repeat < 1 or args.big_layer_gib < 0 or args.plan_tags < 5:
+        p.error("--scale and --repeat must be positive, --plan-tags at least 5")
     return args
 
 
-def layer_sizes(total_mib: float, layers: int) -> list[int]:
-    total = int(total_mib * MiB)
-    per, extra = divmod(total, layers)
-    return [per + (1 if i < extra else 0) for i in range(layers)]
+def rotated(items: list[Any], n: int) -> list[Any]:
+    """The tools' order for round n: each tool goes first in turn, so a slow spell of the
+    machine does not always land on the same tool."""
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def show(run: Run) -> None:
+    status = "ok" if run.ok else f"FAILED: {(run.error or '')[:300]}"
+    print(
+        f"  round {run.round} {run.scenario:<10} {run.row:<30} {run.seconds:7.2f}s "
+        f"pulls {run.pulls:4d}  rss {run.rss_mb:6.1f} MB  {status}",
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    command = os.environ.get("BENCH_COMMAND") or shlex.join(
+        [".venv/bin/python", "-m", "benchmarks.bench", *raw_argv]
+    )
     facts = machine_facts()
-    tools = [t for t in TOOLS if not (t == "docker" and args.skip_docker)]
-    if not shutil.which("skopeo"):
-        tools.remove("skopeo")
-    print("mirror benchmark: one world, every tool copying the same images (loopback)")
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"mirror benchmark, {date}")
     print(
         f"  machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory_gib']} GiB, "
-        f"Linux {facts['kernel']}, Python {facts['python']}, "
-        f"load average {' '.join(map(str, facts['loadavg_start']))}"
+        f"Python {facts['python']}, load average {' '.join(map(str, facts['loadavg_start']))}"
     )
-    print(
-        f"  tools: {facts['mirror']}; {facts['skopeo']}; {facts['dockerd']} "
-        f"(docker SDK {facts['docker_sdk']}); httpx {facts['httpx']}"
-    )
-    print(
-        f"  images: {args.size_mb} MiB in {args.layers} layers (single platform); "
-        f"{args.size_mb} MiB over 2 platforms x {args.layers} layers (OCI index); "
-        f"repeat {args.repeat}; big layer {args.big_layer_gib:g} GiB",
-        flush=True,
-    )
+    print(f"  tools: {facts['mirror']}; {facts['skopeo']}; {facts['dockerd']}", flush=True)
 
-    corpus = [
-        big_image(*SINGLE, layer_sizes(args.size_mb, args.layers), kind="docker"),
-        big_image(
-            *INDEX,
-            layer_sizes(args.size_mb / 2, args.layers),
-            kind="oci-index",
-            platforms=(("amd64", None), ("arm64", "v8")),
-        ),
-    ]
+    sync_specs = sync_corpus(args.scale)
+    repositories = list(dict.fromkeys(s.repository for s in sync_specs))
+    many = many_tags(args.plan_tags)
+    specs = [*sync_specs, *many]
     if args.big_layer_gib:
-        corpus.append(big_image(*BIG, [int(args.big_layer_gib * 1024 * MiB)], kind="docker"))
-
+        specs.append(big_layer(args.big_layer_gib))
+    mounting = args.ecr_mounting == "on"
     runs: list[Run] = []
-    big: list[Run] = []
-    result: dict[str, Any] = {"facts": facts, "args": {k: str(v) for k, v in vars(args).items()}}
+    skipped: list[str] = []
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mirror-bench-") as tmp:
         workdir = Path(tmp)
         world = World(
             workdir / "world",
-            corpus=corpus,
-            hub_front_options={"anonymous_limit": 1_000_000},  # headers on, never a 429
-            # ECR without BLOB_MOUNTING (its default): no tool gets a blob by mounting it
-            # from an earlier run's repository
-            ecr_front_options={"blob_mounting": False},
-            warm_moto=False,
+            corpus=specs,
+            # a quota that never runs out, but stated on every answer as Docker Hub does
+            hub_front_options={"anonymous_limit": 1_000_000},
+            ecr_front_options={"blob_mounting": mounting},
+            warm_moto=False,  # warmed below, before any timing, not beside the first run
         )
-        print("  starting the world and pushing the corpus ...", end=" ", flush=True)
+        print("  building and pushing the corpus, starting the world ...", end=" ", flush=True)
         with world:
             print(f"{world.timings['up']:.1f}s", flush=True)
-            bench = Bench(world, workdir, args)
-            if "docker" in tools and bench.docker_client() is None:
-                print(f"  Docker engine left out: {bench.docker_error}")
-                tools.remove("docker")
-            startup = [bench.mirror_startup() for _ in range(3)]
-            result["mirror_startup_seconds"] = statistics.median(m.seconds for m in startup)
-
-            jobs: dict[str, Callable[[str, str], Run]] = {
-                "mirror": bench.mirror,
-                "skopeo": lambda repo, tag: bench.skopeo(repo, tag, all_platforms=repo == INDEX[0]),
-                "docker": bench.docker,
-            }
-            # interleaved (round by round) so that drifts of the machine hit every tool alike
-            for round_ in range(1, args.repeat + 1):
-                for image in (SINGLE, INDEX):
-                    for tool in tools:
-                        run = jobs[tool](*image)
-                        runs.append(run)
-                        status = "ok" if run.ok else f"FAILED: {(run.error or '')[:200]}"
-                        print(
-                            f"  round {round_} {tool:<6} {image[0]:<13} {run.seconds:6.2f}s "
-                            f"cpu {run.cpu:6.2f}s rss {run.rss_mb:7.1f} MB  {status}",
-                            flush=True,
-                        )
-            if args.big_layer_gib:
-                for tool in [t for t in tools if t in ("mirror", "skopeo")]:
-                    run = jobs[tool](*BIG)
-                    big.append(run)
-                    print(
-                        f"  big    {tool:<6} {BIG[0]:<13} {run.seconds:6.2f}s "
-                        f"cpu {run.cpu:6.2f}s rss {run.rss_mb:7.1f} MB  "
-                        f"{'ok' if run.ok else 'FAILED: ' + (run.error or '')[:200]}",
-                        flush=True,
-                    )
-            bench.http.close()
-
-    notes = {"docker": "(CPU, RSS: dockerd+containerd; one platform)"}
-    single = summarise(runs, f"{SINGLE[0]}:{SINGLE[1]}", tools)
-    index = summarise(runs, f"{INDEX[0]}:{INDEX[1]}", tools)
-    print(
-        f"\nmedian of {args.repeat}; 'x mirror' = tool time / mirror time; CPU s median; "
-        "peak RSS max; world CPU s = fronts + registries during the copy"
-    )
-    print_table(f"single-platform image, {args.size_mb} MiB in {args.layers} layers", single, notes)
-    print_table(f"2-platform OCI index, {args.size_mb} MiB in all", index, notes)
-    print(f"\nmirror start-up (mirror --version): {result['mirror_startup_seconds']:.2f}s")
-    if big:
-        print(f"\none layer of {args.big_layer_gib:g} GiB (target: mirror peak RSS < 120 MB):")
-        for r in big:
-            verdict = ""
-            if r.tool == "mirror" and r.ok:
-                verdict = "  under 120 MB" if r.rss_mb < 120 else "  OVER 120 MB"
-            status = "" if r.ok else f"  FAILED: {(r.error or '')[:300]}"
-            print(
-                f"  {r.tool:<8} peak RSS {r.rss_mb:7.1f} MB   {r.seconds:6.2f}s   "
-                f"CPU {r.cpu:6.2f}s   digest preserved: "
-                f"{'yes' if r.digest_preserved else 'no'}{verdict}{status}"
+            assert world.moto is not None
+            world.moto.client("cloudformation").list_stacks()  # moto loads every backend
+            corpus_shape = shape(world.corpus, repositories)
+            print(f"  corpus: {corpus_shape.describe()}", flush=True)
+            tags = tags_by_repository(world.corpus, repositories)
+            bench = EngineBench(
+                world,
+                workdir,
+                repositories=repositories,
+                tags=tags,
+                docker_tags=single_platform(world.corpus, repositories),
+                transfers=MIRROR_TRANSFERS,
+                ecr_mounting=mounting,
             )
-    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(f"load average at the end: {' '.join(map(str, result['loadavg_end']))}")
-    if args.json:
-        result.update(
-            runs=[asdict(r) for r in runs],
-            big_layer=[asdict(r) for r in big],
-            summary=[asdict(s) for s in single + index],
+            docker = not args.skip_docker and bench.docker_ready()
+            if args.skip_docker:
+                skipped.append("the Docker engine rows (--skip-docker)")
+            elif not docker:
+                skipped.append(f"the Docker engine rows ({bench.docker_error})")
+                print(f"  Docker engine left out: {bench.docker_error}", flush=True)
+            if not args.big_layer_gib:
+                skipped.append("the big-layer memory run (--big-layer-gib 0)")
+            many_list = world.corpus.tags(MANY_REPOSITORY)
+            # untimed: the first copy after start-up pays for cold connection pools, moto's
+            # first calls and the registries' first reads; no tool should pay that alone
+            print("  warm-up (not counted) ...", end=" ", flush=True)
+            warm = bench.bound(LOOPBACK, 0)
+            print(f"{warm.seconds:.1f}s" if warm.ok else f"failed: {warm.error}", flush=True)
+
+            def sync_tools(scenario: str, round_: int) -> list[Callable[[], list[Run]]]:
+                return [
+                    lambda: [bench.bound(scenario, round_)],
+                    lambda: bench.mirror(scenario, round_),
+                    lambda: bench.skopeo(scenario, round_),
+                ]
+
+            for round_ in range(1, args.repeat + 1):
+                for scenario in (LOOPBACK, FAR):
+                    world.hub_front.set_faults(latency_ms=LATENCY_MS if scenario == FAR else 0)
+                    try:
+                        for tool in rotated(sync_tools(scenario, round_), round_ - 1):
+                            for run in tool():
+                                runs.append(run)
+                                show(run)
+                    finally:
+                        world.hub_front.set_faults()
+                world.hub_front.set_faults(latency_ms=LATENCY_MS)
+                try:
+                    runs.append(bench.plan(round_, many_list))
+                    show(runs[-1])
+                finally:
+                    world.hub_front.set_faults()
+                if docker:
+                    pair = [
+                        lambda r=round_: bench.docker_mirror(r),
+                        lambda r=round_: bench.docker_loop(r),
+                    ]
+                    for job in rotated(pair, round_ - 1):
+                        runs.append(job())
+                        show(runs[-1])
+            if args.big_layer_gib:
+                runs.append(bench.big())
+                show(runs[-1])
+            bench.http.close()
+            front_errors = list(world.hub_front.errors) + list(world.ecr_front.errors)
+
+    facts["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    elapsed = time.monotonic() - started
+    summaries = report.summarise(runs)
+    settings = [
+        f"`--scale {args.scale:g} --repeat {args.repeat} --big-layer-gib {args.big_layer_gib:g}"
+        f" --plan-tags {args.plan_tags} --ecr-mounting {args.ecr_mounting}`; the bound uses "
+        f"{MIRROR_TRANSFERS} streams (mirror's default `--transfers`); "
+        f"{elapsed / 60:.1f} minutes in all, world start-up included",
+        "Docker Hub front: anonymous pulls, a quota of 1,000,000 stated on every answer (so "
+        "it never runs out), blobs by a 307 to its CDN listener; ECR front: blob mounting "
+        + args.ecr_mounting,
+    ]
+    banner = None
+    if args.scale != 1.0 or args.repeat < 3:
+        banner = (
+            f"Small-scale validation run (--scale {args.scale:g}, --repeat {args.repeat}), "
+            "not the published figures: regenerate with `bash scripts/bench` on a quiet machine."
         )
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nraw numbers: {args.json}")
+    title = f"mirror, wall-time ratios ({corpus_shape.describe()}; {date})"
+    chart_note: str | None = None
+    chart_name: str | None = None
+    if not args.no_docs:
+        chart_note = report.chart(summaries, args.docs / "benchmark.png", title)
+        chart_name = None if chart_note else "benchmark.png"
+        if chart_note:
+            skipped.append(f"the chart ({chart_note})")
+    page = report.markdown(
+        summaries,
+        facts=facts,
+        command=command,
+        date=date,
+        corpus=corpus_shape.describe(),
+        settings=settings,
+        banner=banner,
+        chart=chart_name,
+        skipped=skipped,
+    )
+    print()
+    print(page)
+    if not args.no_docs:
+        args.docs.mkdir(parents=True, exist_ok=True)
+        (args.docs / "benchmark.md").write_text(page)
+        print(f"wrote {args.docs / 'benchmark.md'}" + ("" if chart_note else " and benchmark.png"))
+    if front_errors:
+        print(f"the world's fronts reported errors: {front_errors[:5]}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": date,
+                    "command": command,
+                    "facts": facts,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "corpus": asdict(corpus_shape),
+                    "runs": [asdict(r) for r in runs],
+                    "summary": [asdict(x) for x in summaries.values()],
+                    "ratios": [
+                        {
+                            **asdict(r),
+                            "measured": report.ratio(summaries, r.scenario, r.row, r.base),
+                        }
+                        for r in report.RATIOS
+                    ],
+                    "front_errors": front_errors,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"raw numbers: {args.json}")
     return 0
 
 
