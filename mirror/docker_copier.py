@@ -166,7 +166,8 @@ class DockerEngineCopier:
     # --- copying ----------------------------------------------------------------------
 
     def copy(self, request: CopyRequest) -> CopyOutcome:
-        """Pull, tag, push one tag. Raises DeferredError when the budget cannot pay for it."""
+        """Pull, tag, push one tag. Raises CopyError for an entry this engine refuses (before
+        anything is spent), else CopyFailed: deferred by the budget, or a failure."""
         platform = entry_platform(request.platforms, self.platform)
         index = _is_index(request.source)
         source_ref = f"{self._source_host}/{request.source_repository}@{request.source.digest}"

@@ -1,8 +1,9 @@
 """The plan's requests: tag lists and HEADs that classify every tag, spending no pull.
 
-    resolve tags  (tag lists: free)         -> (image, tag) pairs, filtered by --only/--shard
-    classify      (HEAD source and target)   -> up-to-date | copy | missing | failed
-    find in ECR   (HEADs on the target)      -> what ECR holds of a changed tag's image already
+    resolve tags  (tag lists, both ends: free) -> (image, tag) pairs, filtered by --only/--shard
+    classify      (HEAD the source; HEAD ECR where its list has the tag)
+                                             -> up-to-date | copy | missing | failed
+    find in ECR   (a tag list, HEADs)        -> what ECR holds of a changed tag's image already
     check         (one tag page per target)  -> copies into a missing repository fail first
 
 The decisions on what these requests found are pure and live in `mirror.plan`.
@@ -11,15 +12,18 @@ The decisions on what these requests found are pure and live in `mirror.plan`.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
+from mirror.budget import TopInTarget
 from mirror.config import Config, MirroredImage
 from mirror.engine import UpToDate, failure_text
 from mirror.manifests import INDEX_TYPES
 from mirror.plan import Action, PlannedTag, SyncOptions, may_select, selected
 from mirror.registries import Registries
-from mirror.registry.client import RateLimit, RegistryClient
+from mirror.registry.client import ManifestHead, RateLimit, RegistryClient
 from mirror.registry.errors import RegistryError
 from mirror.registry.retry import RetryPolicy
+from mirror.singleflight import SingleFlight, fulfil
 from mirror.versions import select_tags
 
 
@@ -42,10 +46,21 @@ def plan_sync(
     Spends no pull."""
     source, target = registries.source, registries.target
     shard = options.shard
+    in_target: dict[str, set[str] | None] = {}  # ECR repository -> its tags (None: unknown)
+    where: SingleFlight[tuple[str, str], TopInTarget] = SingleFlight()
+
+    def target_tags(repository: str) -> set[str] | None:
+        """The tags ECR's repository has: one paged listing, free, so that a tag it lacks
+        needs no HEAD. None when it cannot tell (`check_repository` reports a missing one)."""
+        try:
+            return set(retry.call(lambda: target.list_tags(repository)))
+        except Exception:  # the per-tag HEADs will meet and report whatever this was
+            return None
 
     def tags_of(image: MirroredImage) -> list[PlannedTag]:
         if not may_select(image, options.only):
             return []
+        in_target[image.target_repository] = target_tags(image.target_repository)
         try:
             tags = retry.call(lambda: resolve_tags(source, image))
         except Exception as exc:  # every shard: none can tell which tags it owns
@@ -77,25 +92,44 @@ def plan_sync(
             planned.source = head
             if head.ratelimit is not None:
                 seen.append(head.ratelimit)
-            mirrored = up_to_date(image.target_repository, tag, head, image.platforms)
-            if mirrored is not None:
-                planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
-                return
+            if tagged_in_target(planned):
+                mirrored = up_to_date(image.target_repository, tag, head, image.platforms)
+                if mirrored is not None:
+                    planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
+                    return
             find_in_target(planned)
         except Exception as exc:  # that tag's failure, whatever it is
             planned.action, planned.error = Action.FAILED, failure_text(exc)
 
+    def tagged_in_target(planned: PlannedTag) -> bool:
+        known = in_target.get(planned.image.target_repository)
+        return known is None or planned.tag in known
+
     def find_in_target(planned: PlannedTag) -> None:
-        """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free)."""
+        """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free),
+        asked once per digest however many tags share it."""
         repository, head = planned.image.target_repository, planned.source
         assert head is not None
+        future, mine = where.claim((repository, head.digest))
+        planned.top_in_target = (
+            fulfil(future, partial(held, repository, head)) if mine else (future.result())
+        )
+        if (
+            head.media_type in INDEX_TYPES
+            and options.dry_run
+            and planned.image.platforms is None
+            and tagged_in_target(planned)
+        ):
+            planned.previous_children = previous_children(repository, planned.tag)
+
+    def held(repository: str, head: ManifestHead) -> TopInTarget:
         if retry.call(lambda: target.head_manifest(repository, head.digest)) is not None:
-            planned.top_in_target = "manifest"
-        elif head.media_type in INDEX_TYPES:
-            if retry.call(lambda: target.blob_exists(repository, head.digest)):
-                planned.top_in_target = "kept"
-            if options.dry_run and planned.image.platforms is None:
-                planned.previous_children = previous_children(repository, planned.tag)
+            return "manifest"
+        if head.media_type in INDEX_TYPES and retry.call(
+            lambda: target.blob_exists(repository, head.digest)
+        ):
+            return "kept"
+        return None
 
     def previous_children(repository: str, tag: str) -> int | None:
         """How many manifests the index ECR's tag names holds: a free guess at the next."""

@@ -139,6 +139,9 @@ def execute(
                 result.action, result.error = Action.DEFERRED, str(cause)
             else:  # that image's failure, whatever it is
                 result.action, result.error = Action.FAILED, failure_text(cause)
+        except Exception as exc:  # an engine that failed before it spent anything
+            outcome = CopyOutcome()
+            result.action, result.error = Action.FAILED, failure_text(exc)
         result.seconds = round(time.monotonic() - started, 3)
         result.bytes, result.pulls = outcome.bytes, outcome.pulls
         return result, outcome
