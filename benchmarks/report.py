@@ -219,7 +219,8 @@ def markdown(
             f"## Planning {tags:,} tags, Docker Hub 40 ms away",
             "",
             f"`mirror sync --dry-run` of one repository listing {tags:,} tags (5 tiny manifests),"
-            " its ECR repository empty: a HEAD per tag at each end, nothing else.",
+            " its ECR repository empty: a HEAD per tag at Docker Hub, the ECR repository's"
+            " tag list (a tag it lacks needs no HEAD), nothing else.",
             "",
             "| median s | HEADs at Docker Hub | pulls | peak RSS MB | issue 12 target |",
             "|--:|--:|--:|--:|--:|",

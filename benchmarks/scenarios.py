@@ -373,7 +373,7 @@ class Bench:
 
     def plan(self, round_: int, many: list[str]) -> Run:
         """``mirror sync --dry-run`` of a repository of many tags, ECR's repository empty:
-        a HEAD per tag at each end, nothing else."""
+        a HEAD per tag at Docker Hub, the ECR repository's tag list, nothing else."""
         prefix = self.prefix("plan")
         self.create([f"{prefix}/{MANY_REPOSITORY}"])
         config = self.mirror_config(prefix, {MANY_REPOSITORY: many})
