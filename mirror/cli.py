@@ -167,7 +167,10 @@ def sync_command(
     images: Annotated[
         int | None,
         typer.Option(
-            "--images", min=1, max=64, help="Images copied at once (default: 4, at most --transfers)."
+            "--images",
+            min=1,
+            max=64,
+            help="Images copied at once (default: 4, at most --transfers).",
         ),
     ] = None,
     shard: Annotated[
