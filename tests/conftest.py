@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from mirror import yamlfile
+from tests.machine import Machine
 from tests.runner import Mirror, QuotaThief
 from tests.world.dockerd import SKIP_ENV, DockerdUnavailable, DockerEngine
 from tests.world.world import World
@@ -112,3 +113,9 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     elif not yaml.__with_libyaml__:
         pytest.skip("this PyYAML has no libyaml")
     return str(request.param)
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine:
+    """A fake machine of its own: environment, home, docker config, credential helpers."""
+    return Machine.make(tmp_path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +26,6 @@ from tests.machine import (
     write_helper,
 )
 from tests.world.moto import Moto, start_moto
-
-
-@pytest.fixture
-def machine(tmp_path: Path) -> Machine:
-    return Machine.make(tmp_path)
 
 
 def test_the_registry_in_the_log_line(machine: Machine) -> None:

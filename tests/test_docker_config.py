@@ -33,12 +33,6 @@ from tests.machine import (
 )
 from tests.runner import basic_auth
 
-
-@pytest.fixture
-def machine(tmp_path: Path) -> Machine:
-    return Machine.make(tmp_path)
-
-
 # --- reading a registry's login: a table ----------------------------------------------------
 
 
