@@ -10,6 +10,7 @@
   tests/runner.py), the second with the private dockerd; after the test, no output of any
   run may carry the ECR token.
 * ``parser`` (function): each YAML parser the config loader may stand on, in turn.
+* ``machine`` (function): a fake machine for the credential lookups (tests/machine.py).
 """
 
 from __future__ import annotations
