@@ -93,6 +93,11 @@ class Copier:
         self._hub_fetches = 0  # distinct manifests fetched from Docker Hub
         self._count_lock = threading.Lock()
 
+    @staticmethod
+    def up_to_date_check(target: RegistryClient, retry: RetryPolicy) -> UpToDate:
+        """The plan's check for this engine (`EngineFactory`: the class itself is one)."""
+        return partial(registry_up_to_date, target, retry)
+
     def close(self) -> None:
         self._blobs.close()
 
@@ -358,25 +363,3 @@ def registry_up_to_date(
         manifest.annotation(SOURCE_PLATFORMS_ANNOTATION),
     )
     return head.digest if recorded == (source.digest, platforms_label(platforms)) else None
-
-
-class RegistryEngine:
-    """The registry-to-registry engine, as `mirror.sync` makes it (`EngineFactory`)."""
-
-    @staticmethod
-    def up_to_date_check(target: RegistryClient, retry: RetryPolicy) -> UpToDate:
-        return partial(registry_up_to_date, target, retry)
-
-    def __call__(
-        self,
-        source: RegistryClient,
-        target: RegistryClient,
-        *,
-        concurrency: int,
-        budget: PullBudget,
-        retry: RetryPolicy,
-        progress: Progress | None = None,
-    ) -> Copier:
-        return Copier(
-            source, target, concurrency=concurrency, budget=budget, retry=retry, progress=progress
-        )

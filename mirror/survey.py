@@ -4,7 +4,7 @@
     classify      (HEAD the source; HEAD ECR where its list has the tag)
                                              -> up-to-date | copy | missing | failed
     find in ECR   (a tag list, HEADs)        -> what ECR holds of a changed tag's image already
-    check         (one tag page per target)  -> copies into a missing repository fail first
+    check         (the ECR tag lists)        -> copies into a missing repository fail first
 
 The decisions on what these requests found are pure and live in `mirror.plan`.
 """
@@ -46,16 +46,17 @@ def plan_sync(
     Spends no pull."""
     source, target = registries.source, registries.target
     shard = options.shard
-    in_target: dict[str, set[str] | None] = {}  # ECR repository -> its tags (None: unknown)
+    # ECR repository -> its tags, or why they could not be listed (NAME_UNKNOWN: it is missing)
+    in_target: dict[str, set[str] | Exception] = {}
     where: SingleFlight[tuple[str, str], TopInTarget] = SingleFlight()
 
-    def target_tags(repository: str) -> set[str] | None:
-        """The tags ECR's repository has: one paged listing, free, so that a tag it lacks
-        needs no HEAD. None when it cannot tell (`check_repository` reports a missing one)."""
+    def target_tags(repository: str) -> set[str] | Exception:
+        """The tags ECR's repository has: one paged listing, free, that tells whether the
+        repository exists and spares the HEAD of every tag it lacks."""
         try:
             return set(retry.call(lambda: target.list_tags(repository)))
-        except Exception:  # the per-tag HEADs will meet and report whatever this was
-            return None
+        except Exception as exc:  # reported by `check_repository` on the copies it concerns
+            return exc
 
     def tags_of(image: MirroredImage) -> list[PlannedTag]:
         if not may_select(image, options.only):
@@ -103,7 +104,7 @@ def plan_sync(
 
     def tagged_in_target(planned: PlannedTag) -> bool:
         known = in_target.get(planned.image.target_repository)
-        return known is None or planned.tag in known
+        return not isinstance(known, set) or planned.tag in known
 
     def find_in_target(planned: PlannedTag) -> None:
         """What ECR holds of a changed tag's image already (HEADs and GETs on ECR: free),
@@ -141,27 +142,25 @@ def plan_sync(
             raise
         return len(manifest.children()) if manifest.is_index else None
 
-    def check_repository(repository: str) -> None:
-        """A copy into a repository ECR does not have would spend pulls, then fail."""
-        try:
-            missing = retry.call(lambda: target.repository_missing(repository))
-        except Exception as exc:  # those images' failure, whatever it is
-            problem: str | None = f"checking the ECR repository: {failure_text(exc)}"
-        else:
-            problem = None if missing is None else f"{missing}; run `mirror ensure-repo` first"
-        for planned in pairs:
-            if (
-                problem
-                and planned.image.target_repository == repository
-                and planned.action is Action.WOULD_COPY
-            ):
-                planned.action, planned.error = Action.FAILED, problem
+    def repository_problem(repository: str) -> str | None:
+        """Why copies into this repository would spend pulls, then fail (from its listing)."""
+        listing = in_target.get(repository)
+        if listing is None or isinstance(listing, set):
+            return None
+        if isinstance(listing, RegistryError) and (listing.status, listing.code) == (
+            404,
+            "NAME_UNKNOWN",
+        ):
+            return f"{listing}; run `mirror ensure-repo` first"
+        return f"checking the ECR repository: {failure_text(listing)}"
 
     with ThreadPoolExecutor(max_workers=options.requests, thread_name_prefix="plan") as pool:
         pairs = [planned for part in pool.map(tags_of, config.images) for planned in part]
         list(pool.map(classify, pairs))
-        to_copy = {p.image.target_repository for p in pairs if p.action is Action.WOULD_COPY}
-        list(pool.map(check_repository, sorted(to_copy)))
+    for planned in pairs:
+        problem = repository_problem(planned.image.target_repository)
+        if problem and planned.action is Action.WOULD_COPY:
+            planned.action, planned.error = Action.FAILED, problem
     # the smallest `remaining` is the latest word: HEADs ran concurrently
     ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
     return pairs, ratelimit

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from mirror.budget import DeferredError, PullBudget, budget_available
 from mirror.config import Config
-from mirror.copy import RegistryEngine, write_tag
+from mirror.copy import Copier, write_tag
 from mirror.engine import (
     CopyEngine,
     CopyFailed,
@@ -204,7 +204,7 @@ def sync(
     engine's (`mirror.docker_copier`): it gives the plan its check, then, built with the
     budget the plan read, copies; both engines spend the same budget the same way."""
     retry = retry or RetryPolicy()
-    engine = engine or RegistryEngine()
+    engine = engine or Copier
     plan, ratelimit = plan_sync(
         config,
         registries,

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from mirror.budget import DeferredError, PullBudget
-from mirror.copy import Copier, RegistryEngine
+from mirror.copy import Copier
 from mirror.ecr import EcrCredentials
 from mirror.engine import CopyError, CopyFailed, CopyRequest
 from mirror.reference import Platform, parse_platform
@@ -172,7 +172,7 @@ def test_platform_filter_copies_only_the_chosen_platforms(ends: Ends, fresh_worl
         pulls_before = fresh_world.hub_front.counters["pulls"]
         head = ends.source.head_manifest(entry.repository, entry.tag)
         assert head is not None
-        up_to_date = RegistryEngine.up_to_date_check(ends.target, RetryPolicy())
+        up_to_date = Copier.up_to_date_check(ends.target, RetryPolicy())
         assert up_to_date(target_repository, entry.tag, head, amd64)
         assert not up_to_date(target_repository, entry.tag, head, None)
         assert fresh_world.hub_front.counters["pulls"] == pulls_before  # HEADs only

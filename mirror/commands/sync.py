@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mirror.config import Config, load_config
-from mirror.copy import RegistryEngine
+from mirror.copy import Copier
 from mirror.credentials import FoundCredentials, find_source_credentials
 from mirror.ecr import EcrCredentials
 from mirror.engine import EngineFactory
@@ -92,7 +92,7 @@ def _engine(
 ) -> AbstractContextManager[EngineFactory]:
     """The copy engine: registry to registry, or through the Docker engine."""
     if docker is None:
-        registry: EngineFactory = RegistryEngine()
+        registry: EngineFactory = Copier
         return nullcontext(registry)
     from mirror.engine_docker import open_docker_engine
 

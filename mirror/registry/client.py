@@ -283,24 +283,6 @@ class RegistryClient:
             url = named_url(response, found.group(1)) if found else None
         return tags
 
-    def repository_missing(self, repository: str) -> RegistryError | None:
-        """The registry's NAME_UNKNOWN error when it has no such repository, else None.
-
-        A HEAD cannot tell (its 404 has no body), so this asks for one page of one tag:
-        free on ECR, and the way to learn before any pull that a copy would be refused."""
-        try:
-            self._request(
-                "GET",
-                self._url(repository, "tags", "list", query="n=1"),
-                (scope_for(repository, "pull"),),
-                ok=(200,),
-            )
-        except RegistryError as exc:
-            if exc.status == 404 and exc.code == "NAME_UNKNOWN":
-                return exc
-            raise
-        return None
-
     # --- blobs ------------------------------------------------------------------------
 
     def blob_exists(self, repository: str, digest: str) -> bool:
