@@ -21,7 +21,14 @@ import re
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_PRINCIPALS = 50  # accounts, and roles: a repository policy holds at most 10,240 characters
 MAX_MUTABLE_TAG_FILTERS = 5  # ECR's limit on ImageTagMutabilityExclusionFilters
@@ -86,9 +93,10 @@ TagFilter = Annotated[str, BeforeValidator(_tag_filter)]
 Region = Annotated[str, BeforeValidator(_region)]
 
 
-def _unique(values: tuple[Any, ...], what: str) -> None:
-    if len(set(values)) != len(values):
-        raise ValueError(f"{what} names the same value twice")
+def _unique(values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("the list names the same value twice")
+    return values
 
 
 class PullAccessFile(_Strict):
@@ -98,12 +106,12 @@ class PullAccessFile(_Strict):
     organization_id: OrganizationId | None = None
     roles: Annotated[tuple[RoleArn, ...], Field(max_length=MAX_PRINCIPALS)] = ()
 
+    _unique = field_validator("accounts", "roles")(_unique)
+
     @model_validator(mode="after")
     def _grants_something(self) -> PullAccessFile:
         if not (self.accounts or self.organization_id or self.roles):
             raise ValueError("pull_access needs at least one of accounts, organization_id, roles")
-        _unique(self.accounts, "accounts")
-        _unique(self.roles, "roles")
         return self
 
 
@@ -131,6 +139,8 @@ class StackAccessFile(_Strict):
         | None
     ) = None
 
+    _unique = field_validator("mutable_tags", "replication")(_unique)
+
     @model_validator(mode="after")
     def _mutable_tags_go_with_exclusions(self) -> StackAccessFile:
         with_exclusions = self.tag_mutability == "immutable_with_exclusions"
@@ -144,8 +154,6 @@ class StackAccessFile(_Strict):
                 f"mutable_tags applies only with tag_mutability immutable_with_exclusions,"
                 f" not {self.tag_mutability}"
             )
-        if self.replication is not None:
-            _unique(self.replication, "replication")
         return self
 
     def tag_is_immutable(self, tag: str) -> bool:
