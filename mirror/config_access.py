@@ -30,7 +30,12 @@ from pydantic import (
     model_validator,
 )
 
-MAX_PRINCIPALS = 50  # accounts, and roles: a repository policy holds at most 10,240 characters
+MAX_PRINCIPALS = 50  # accounts, and roles
+MAX_ROLE_ARN_CHARS = 2_048  # IAM's limit
+MAX_POLICY_CHARS = 10_240  # ECR's limit on a repository policy
+# The policy's statements, keys and the IAM user's longest ARN, without the pull principals:
+# 842 characters measured with the longest values; the principals get what is left.
+_POLICY_OVERHEAD = 1_000
 MAX_MUTABLE_TAG_FILTERS = 5  # ECR's limit on ImageTagMutabilityExclusionFilters
 MAX_REPLICATION_DESTINATIONS = 25  # ECR's limit across a registry's replication rules
 
@@ -71,6 +76,8 @@ def _organization(value: Any) -> str:
 
 
 def _role(value: Any) -> str:
+    if isinstance(value, str) and len(value) > MAX_ROLE_ARN_CHARS:
+        raise ValueError(f"a role ARN has at most {MAX_ROLE_ARN_CHARS} characters")
     return _text(
         value, "role ARN", _ROLE_ARN, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
     )
@@ -112,6 +119,14 @@ class PullAccessFile(_Strict):
     def _grants_something(self) -> PullAccessFile:
         if not (self.accounts or self.organization_id or self.roles):
             raise ValueError("pull_access needs at least one of accounts, organization_id, roles")
+        longest_partition = "aws-us-gov"
+        principals = [f"arn:{longest_partition}:iam::{a}:root" for a in self.accounts]
+        size = sum(len(arn) + 4 for arn in [*principals, *self.roles])  # quotes, comma, space
+        if size > MAX_POLICY_CHARS - _POLICY_OVERHEAD:
+            raise ValueError(
+                f"the accounts and roles take {size} characters of the repository policy, which"
+                f" ECR caps at {MAX_POLICY_CHARS}: grant an organization_id instead"
+            )
         return self
 
 

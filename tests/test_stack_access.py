@@ -9,6 +9,7 @@ rendered template, which cfn-lint checks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from mirror.config import Config, parse_config
-from mirror.config_access import StackAccessFile
+from mirror.config_access import MAX_POLICY_CHARS, MAX_PRINCIPALS, StackAccessFile
 from mirror.errors import ConfigError
 from mirror.template import (
     HAS_IAM_USER,
@@ -132,6 +133,18 @@ def test_bad_values_are_one_line_naming_the_field(
     assert problem in message
 
 
+def test_principals_that_would_overflow_the_repository_policy_are_refused() -> None:
+    path = "/team-with-a-long-path" * 20 + "/"
+    roles = [f"arn:aws:iam::444455556666:role{path}builder-{n}" for n in range(MAX_PRINCIPALS)]
+    assert all(len(role) < 512 for role in roles)
+    with pytest.raises(ConfigError, match="ECR caps at 10240: grant an organization_id instead"):
+        config_with({"pull_access": {"roles": roles}})
+    many = {"accounts": [f"{n:012d}" for n in range(MAX_PRINCIPALS)], "roles": [ROLE] * 1}
+    policy = repository(config_with({"iam_user": "u" * 64, "pull_access": many}))
+    resolved = json.dumps(policy["RepositoryPolicyText"]).replace("${AWS::Partition}", "aws")
+    assert len(resolved) < MAX_POLICY_CHARS
+
+
 def test_replication_needs_a_prefix_to_filter_on() -> None:
     with pytest.raises(ConfigError, match="prefix is empty: it would replicate every repository"):
         config_with({"replication": [{"region": "eu-west-1"}]}, prefix="")
@@ -145,7 +158,7 @@ def test_the_cli_refuses_a_bad_key_before_any_call(fresh_world: World, mirror: M
     )
     run = mirror.run("ensure-repo", "--config", str(path), "--dry-run")
     assert run.code == 2
-    assert fresh_world.moto.client("cloudformation").list_stacks()["StackSummaries"] == []  # type: ignore[union-attr]
+    assert fresh_world.moto.client("cloudformation").list_stacks()["StackSummaries"] == []
     assert run.stderr.strip().splitlines() == [
         f"mirror: error: {path}: stack.pull_access.accounts[0] (line 4): write the account ID"
         " in quotes ('111122223333'): YAML reads an unquoted one as a number"
@@ -168,7 +181,7 @@ def test_the_cli_refuses_a_bad_key_before_any_call(fresh_world: World, mirror: M
 def test_which_tags_are_immutable(
     mutability: str, filters: list[str] | None, tag: str, immutable: bool
 ) -> None:
-    stack = StackAccessFile(tag_mutability=mutability, mutable_tags=filters)  # type: ignore[arg-type]
+    stack = StackAccessFile(tag_mutability=mutability, mutable_tags=filters)
     assert stack.tag_is_immutable(tag) is immutable
 
 
@@ -309,7 +322,7 @@ def test_ensure_repo_deploys_every_key_and_updates_mutability(
         "*-slim",
         "3.12",
     ]
-    cloudformation = fresh_world.moto.client("cloudformation")  # type: ignore[union-attr]
+    cloudformation = fresh_world.moto.client("cloudformation")
     # moto accepts the replication resource and does nothing with it (it lists it unnamed)
     assert (
         f"Type: {REPLICATION_TYPE}"
