@@ -345,6 +345,22 @@ def test_ensure_repo_deploys_every_key_and_updates_mutability(
     assert "~ dockerhub/library/ruby" in updated.stderr
     assert describe(fresh_world, "dockerhub/library/ruby")["imageTagMutability"] == "IMMUTABLE"
 
+    # replication taken out of the config: the registry's replication is deleted, and said so
+    fresh_world.write_config(
+        mirror.config_path,
+        images,
+        stack={**stack, "tag_mutability": "immutable", "mutable_tags": None, "replication": None},
+    )
+    removed = mirror.run("ensure-repo", "--config", str(mirror.config_path))
+    assert removed.code == 0, removed.stderr
+    assert f"  - {REPLICATION_ID}" in removed.stderr.splitlines()
+    assert "stay in ECR" not in removed.stderr
+    assert removed.stdout.splitlines()[0].endswith("0 added, 0 changed, 1 removed from the stack")
+    assert [line.split() for line in removed.stdout.splitlines()[1:]][-1] == [
+        REPLICATION_ID,
+        "deleted",
+    ]
+
 
 @contextmanager
 def hub_tags_moved(world: World, repository: str, tags: list[str], to: str) -> Iterator[None]:
