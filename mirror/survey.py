@@ -114,10 +114,9 @@ def plan_sync(
         if held is None:  # the tag left ECR since it was listed: writing it is allowed
             return False
         planned.action = Action.FAILED
-        planned.error = (
-            f"{target.host}/{repository}:{tag} is immutable (stack.tag_mutability) and points"
-            f" at {held.digest}; the source moved to {head.digest}: not copied, no pull spent"
-            " (list the tag in stack.mutable_tags to let it move)"
+        planned.error = (  # the report's line names the tag: the digests fit the line
+            f"immutable tag (stack.tag_mutability): ECR keeps {held.digest}, the source moved"
+            f" to {head.digest}; not copied, no pull spent; stack.mutable_tags lets tags move"
         )
         return True
 

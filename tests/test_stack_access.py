@@ -408,11 +408,11 @@ def test_a_moved_immutable_tag_fails_in_the_plan_and_the_mutable_one_moves(
         by_target["dockerhub/library/ruby:latest"],
     )
     assert (failed["action"], failed["pulls"]) == ("failed", 0)
-    assert failed["error"].endswith(
-        f"/dockerhub/library/ruby:3.3 is immutable (stack.tag_mutability) and points at {kept};"
-        f" the source moved to {moved}: not copied, no pull spent (list the tag in"
-        " stack.mutable_tags to let it move)"
+    assert failed["error"] == (
+        f"immutable tag (stack.tag_mutability): ECR keeps {kept}, the source moved to {moved};"
+        " not copied, no pull spent; stack.mutable_tags lets tags move"
     )
+    assert len(failed["error"]) < 300  # the text report cuts a registry's words there
     assert (copied["action"], copied["digest"]) == ("copied", moved)
     assert second.report["totals"]["retries"] == 0
     counters = fresh_world.ecr_front.counters
