@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mirror.config_access import replication_problem
 from mirror.config_schema import (
     DOCKER_HUB_URL,
     ConfigFile,
@@ -159,6 +160,9 @@ def parse_config(text: str, filename: str = str(DEFAULT_CONFIG_PATH)) -> Config:
         config = _resolve(model, filename)
     except InvalidReference as exc:  # a name that is valid alone but too long with the prefix
         raise ConfigError(f"{filename}: {exc}") from None
+    problem = replication_problem(model.stack.replication, config.prefix, config.region)
+    if problem is not None:
+        raise ConfigError(f"{document.where(('stack', 'replication'))}: {problem}")
     for index, later in _duplicate_targets(config):
         other = config.images[index]
         raise ConfigError(

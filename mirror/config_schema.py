@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from mirror.config_access import StackAccessFile
 from mirror.errors import ConfigError
 from mirror.reference import (
     DOCKER_HUB,
@@ -201,7 +202,9 @@ class TargetFile(_Strict):
         return value
 
 
-class StackFile(_Strict):
+class StackFile(StackAccessFile):
+    """`stack:`; pull_access, tag_mutability, mutable_tags, replication: `config_access`."""
+
     name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")] = "ecr-mirror"
     iam_user: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]+$", max_length=64)] | None = None
     # null: no lifecycle rule (for accounts that keep untagged images on purpose)

@@ -3,6 +3,7 @@
     resolve tags  (tag lists, both ends: free) -> (image, tag) pairs, filtered by --only/--shard
     classify      (HEAD the source; HEAD ECR where its list has the tag)
                                              -> up-to-date | copy | missing | failed
+                                                (failed: also an immutable tag that moved)
     find in ECR   (a tag list, HEADs)        -> what ECR holds of a changed tag's image already
     check         (the ECR tag lists)        -> copies into a missing repository fail first
 
@@ -98,9 +99,26 @@ def plan_sync(
                 if mirrored is not None:
                     planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
                     return
+                if config.stack.tag_is_immutable(tag) and refuse_immutable(planned):
+                    return
             find_in_target(planned)
         except Exception as exc:  # that tag's failure, whatever it is
             planned.action, planned.error = Action.FAILED, failure_text(exc)
+
+    def refuse_immutable(planned: PlannedTag) -> bool:
+        """Fail a tag that `stack.tag_mutability` keeps where it is and whose source moved,
+        before its copy spends a pull: ECR would refuse the tag's PUT (TAG_INVALID)."""
+        repository, tag, head = planned.image.target_repository, planned.tag, planned.source
+        assert head is not None
+        held = retry.call(lambda: target.head_manifest(repository, tag))
+        if held is None:  # the tag left ECR since it was listed: writing it is allowed
+            return False
+        planned.action = Action.FAILED
+        planned.error = (  # the report's line names the tag: the digests fit the line
+            f"immutable tag (stack.tag_mutability): ECR keeps {held.digest}, the source moved"
+            f" to {head.digest}; not copied, no pull spent; stack.mutable_tags lets tags move"
+        )
+        return True
 
     def tagged_in_target(planned: PlannedTag) -> bool:
         known = in_target.get(planned.image.target_repository)

@@ -17,14 +17,17 @@ What the template holds, per mirrored image, one `AWS::ECR::Repository`:
 
 - `RepositoryName` `<prefix>/<namespace>/<name>`, as the config resolves it;
 - the `AllowPushPull` policy statement for the IAM user in the `IAMUserName` parameter,
-  only when that parameter is not empty (condition `HasIAMUser`);
-- scan on push, AES256 or KMS encryption, mutable tags (a mirrored tag moves when its source
-  moves), a lifecycle rule expiring untagged images N days after their push;
+  only when that parameter is not empty (condition `HasIAMUser`), and the pull-only
+  statements of `stack.pull_access` (see `mirror.template_access`);
+- scan on push, AES256 or KMS encryption, the tag mutability of `stack.tag_mutability`
+  (mutable by default: a mirrored tag moves when its source moves), a lifecycle rule
+  expiring untagged images N days after their push;
 - tags `managed-by: mirror` and `mirror:source: <registry>/<repository>`;
 - `DeletionPolicy: Retain` and `UpdateReplacePolicy: Retain`: removing an image from the config
   or deleting the stack leaves the repository and its images in ECR;
 
-and one output per repository carrying its URI. Resources are sorted by repository name, so
+and one output per repository carrying its URI; `stack.replication` adds the registry's
+replication configuration. Resources are sorted by repository name, so
 reordering the config changes nothing. The lifecycle policy text, the same for every repository,
 sits once in `Mappings`: CloudFormation takes at most 51,200 bytes of template inline, and each
 repository costs about 1.2 kB (see `limit_problem`): some 40 images fit in one stack.
@@ -40,6 +43,12 @@ from typing import Any
 import yaml
 
 from mirror.config import Config, MirroredImage
+from mirror.template_access import (
+    PULL_ACTIONS,
+    mutability_properties,
+    registry_resources,
+    repository_policy,
+)
 
 IAM_USER_PARAMETER = "IAMUserName"
 HAS_IAM_USER = "HasIAMUser"
@@ -49,9 +58,7 @@ IAM_USER_PATTERN = "[a-zA-Z0-9-_]*"
 POLICY_SID = "AllowPushPull"
 # Seven actions: the first three pull, all seven together push.
 PUSH_PULL_ACTIONS = (
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:BatchGetImage",
-    "ecr:BatchCheckLayerAvailability",
+    *PULL_ACTIONS,
     "ecr:PutImage",
     "ecr:InitiateLayerUpload",
     "ecr:UploadLayerPart",
@@ -120,19 +127,14 @@ def lifecycle_policy_text(days: int) -> str:
     return json.dumps(policy, separators=(",", ":"))
 
 
-def _policy() -> dict[str, Any]:
+def _push_pull_statement() -> dict[str, Any]:
     """The `AllowPushPull` statement; the principal is the IAM user named by the parameter."""
     user_arn = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
     return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": POLICY_SID,
-                "Effect": "Allow",
-                "Principal": {"AWS": {"Fn::Sub": user_arn}},
-                "Action": list(PUSH_PULL_ACTIONS),
-            }
-        ],
+        "Sid": POLICY_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": {"Fn::Sub": user_arn}},
+        "Action": list(PUSH_PULL_ACTIONS),
     }
 
 
@@ -149,7 +151,7 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
         "UpdateReplacePolicy": "Retain",
         "Properties": {
             "RepositoryName": image.target_repository,
-            "ImageTagMutability": "MUTABLE",
+            **mutability_properties(stack),
             "ImageScanningConfiguration": {"ScanOnPush": stack.scan_on_push},
             "EncryptionConfiguration": {"EncryptionType": stack.encryption},
             **(
@@ -161,7 +163,9 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
                 if stack.untagged_expiry_days is not None
                 else {}
             ),
-            "RepositoryPolicyText": {"Fn::If": [HAS_IAM_USER, _policy(), {"Ref": "AWS::NoValue"}]},
+            "RepositoryPolicyText": repository_policy(
+                _push_pull_statement(), HAS_IAM_USER, stack.pull_access
+            ),
             "Tags": [
                 {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
                 {"Key": SOURCE_TAG, "Value": _source(config, image)},
@@ -195,7 +199,8 @@ def render(config: Config) -> dict[str, Any]:
         },
         **({"Mappings": mappings} if mappings else {}),
         "Resources": {
-            logical_id(image.target_repository): _repository(config, image) for image in images
+            **{logical_id(image.target_repository): _repository(config, image) for image in images},
+            **registry_resources(config),
         },
         "Outputs": {
             output_key(image.target_repository): {

@@ -787,7 +787,7 @@ def test_immutable_tags_answer_tag_invalid(
     ecr: EcrFront, ecr_repos: set[str], client: httpx.Client
 ) -> None:
     ecr_repos.add("mirror/immutable")
-    ecr.immutable_tags = lambda name: name == "mirror/immutable"
+    ecr.immutable_tags = lambda name, tag: name == "mirror/immutable"
     image = make_image("mirror/immutable", seed=4)
     client.auth = ECR_AUTH
     push_image(client, ecr.url, image, "1.0")

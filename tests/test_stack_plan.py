@@ -79,7 +79,7 @@ def test_change_set_changes_are_named_and_ordered() -> None:
         ),
     ]
     assert repository_changes(raw, names) == (
-        RepositoryChange("add", "SomeOutput", "SomeOutput"),
+        RepositoryChange("add", "SomeOutput", "SomeOutput", is_repository=False),
         RepositoryChange("modify", PYTHON, logical_id(PYTHON), True, ("EncryptionConfiguration",)),
         RepositoryChange("remove", ALPINE, "RepoGone"),
     )

@@ -101,7 +101,9 @@ class StackOutcome:
             if change.action != "remove":
                 continue
             kept = next((r for r in self.retained if r.name == change.repository), None)
-            if dry:
+            if not change.is_repository:  # the registry's replication: deleted with the entry
+                state = "would delete" if dry else "deleted"
+            elif dry:
                 state = "would remove from the stack (kept in ECR)"
             elif kept is not None:
                 state = f"removed from the stack, retained in ECR ({kept.images} images)"

@@ -60,6 +60,7 @@ class RepositoryChange:
     logical_id: str
     replacement: bool = False  # CloudFormation would create a new repository in its place
     properties: tuple[str, ...] = ()  # the changed properties of a modify, when AWS says
+    is_repository: bool = True  # False: a registry-wide resource (its replication), by ID
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def repository_changes(
         if action is None:  # Import, Dynamic: not something this template produces
             continue
         name = names.get(key)
-        if name is None and change.get("ResourceType") == REPOSITORY_TYPE:
+        is_repository = name is not None or change.get("ResourceType") == REPOSITORY_TYPE
+        if name is None and is_repository:
             name = change.get("PhysicalResourceId")
         properties = sorted(
             {
@@ -184,6 +186,7 @@ def repository_changes(
                 logical_id=key,
                 replacement=change.get("Replacement") == "True",
                 properties=tuple(properties),
+                is_repository=is_repository,
             )
         )
     order = {"add": 0, "modify": 1, "remove": 2}
@@ -242,7 +245,7 @@ def change_line(change: RepositoryChange) -> str:
         line += f" ({', '.join(change.properties)})"
     if change.replacement:
         line += " [replacement]"
-    if change.action == "remove":
+    if change.action == "remove" and change.is_repository:
         line += " (leaves the stack; the repository and its images stay in ECR)"
     return line
 

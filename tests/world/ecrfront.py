@@ -12,8 +12,10 @@ and rewriting upstream ``Location`` headers to point at the front. On top it beh
   and a second PATCH to the same upload session is counted (``multi_patch_uploads``) and,
   with ``discard_second_patch`` (default), answered without storing its body, so the final
   PUT fails its digest check as it would on ECR.
-* ``immutable_tags`` (bool, or a callable ``name -> bool``): a manifest PUT by tag over an
-  existing tag answers 400 ``TAG_INVALID`` (even for the same digest).
+* ``immutable_tags`` (bool, or a callable ``(name, tag) -> bool``, such as
+  ``World.tag_is_immutable``, which reads the repository's mutability and exclusion filters
+  from moto): a manifest PUT by an immutable tag over an existing tag answers 400
+  ``TAG_INVALID`` (even for the same digest), with ECR's message.
 * ``blob_mounting=False`` turns ``POST ?mount=&from=`` into a plain upload session (202), as
   ECR does while the account has not enabled BLOB_MOUNTING.
 * Lies about one repository (``front.lies``, an ``EcrLies``: see
@@ -110,7 +112,7 @@ class EcrFront(Front):
         repository_exists: Callable[[str], bool],
         *,
         registry_id: str = REGISTRY_ID,
-        immutable_tags: bool | Callable[[str], bool] = False,
+        immutable_tags: bool | Callable[[str, str], bool] = False,
         exists_cache_ttl: float = 0.0,
         patch_status: int = 201,
         discard_second_patch: bool = True,
@@ -186,9 +188,9 @@ class EcrFront(Front):
             return found
         return bool(self.repository_exists(name))
 
-    def _immutable(self, name: str) -> bool:
+    def _immutable(self, name: str, tag: str) -> bool:
         flag = self.immutable_tags
-        return bool(flag(name)) if callable(flag) else bool(flag)
+        return bool(flag(name, tag)) if callable(flag) else bool(flag)
 
     def _rewrite(self, location: str) -> str:
         if location.startswith(self._pool.base):
@@ -338,7 +340,7 @@ class EcrFront(Front):
 
     def _manifest_put(self, h: FrontHandler, name: str, ref: str) -> None:
         self.counters.incr("manifest_put", name, ref)
-        if ":" in ref or not self._immutable(name):
+        if ":" in ref or not self._immutable(name, ref):
             self._relay(h, self._forward(h))
             return
         with self._tag_lock(name, ref):

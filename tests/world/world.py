@@ -26,6 +26,7 @@ When the fronts module is not there (yet), or with ``fronts=False``, ``hub_url``
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import importlib
 import shutil
 import tempfile
@@ -318,6 +319,17 @@ class World:
                 return False
             raise
         return True
+
+    def tag_is_immutable(self, name: str, tag: str) -> bool:
+        """Does ECR refuse to move ``tag`` in repository ``name``, by the mutability and
+        exclusion filters moto holds for it? ECR's filters have one wildcard, ``*``: fnmatch
+        reads them the same (its ``?`` and ``[`` cannot occur in a filter). Give it to the
+        ECR front as ``immutable_tags``."""
+        (repository,) = self._ecr().describe_repositories(repositoryNames=[name])["repositories"]
+        mutability = repository.get("imageTagMutability", "MUTABLE")
+        filters = [f["filter"] for f in repository.get("imageTagMutabilityExclusionFilters", [])]
+        excluded = any(fnmatch.fnmatchcase(tag, pattern) for pattern in filters)
+        return mutability.startswith("IMMUTABLE") != excluded
 
     def create_repository(self, name: str) -> None:
         """Create an ECR repository in moto (shortcut for tests)."""
