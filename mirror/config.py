@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mirror.config_schedule import ScheduleFile
 from mirror.config_schema import (
     DOCKER_HUB_URL,
     ConfigFile,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_VALUES",
     "Config",
     "MirroredImage",
+    "ScheduleFile",
     "StackFile",
     "TagSelector",
     "load_config",
@@ -101,6 +103,7 @@ class Config:
     prefix: str
     stack: StackFile
     images: tuple[MirroredImage, ...]
+    schedule: ScheduleFile  # the scheduled job (`mirror deploy-schedule`)
 
 
 def _resolve(model: ConfigFile, path: str) -> Config:
@@ -146,6 +149,7 @@ def _resolve(model: ConfigFile, path: str) -> Config:
         prefix=model.target.prefix,
         stack=model.stack,
         images=tuple(images),
+        schedule=model.schedule,
     )
 
 

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from mirror.config_schedule import ScheduleFile
 from mirror.errors import ConfigError
 from mirror.reference import (
     DOCKER_HUB,
@@ -225,6 +226,7 @@ class ConfigFile(_Strict):
     target: TargetFile = TargetFile()
     stack: StackFile = StackFile()
     defaults: DefaultsFile = DefaultsFile()
+    schedule: ScheduleFile = ScheduleFile()  # the scheduled job (mirror deploy-schedule)
     images: Annotated[list[ImageFile], Field(min_length=1)]
 
     @field_validator("version")
