@@ -2,6 +2,10 @@
 through a shown change set, dry runs that change nothing, the command line, and the template in
 cfn/ deployed by hand.
 
+Whether the build role allows every AWS call `mirror` makes in the job is checked on moto's
+request recording (moto itself cannot judge a resource-scoped policy: it authorizes every
+request other than S3's against Resource `*`).
+
 What moto deploys for real: the two IAM roles with their inline policies (read back here with
 the ARNs resolved), the log group and its retention, the SNS topic and its email subscription.
 What it does not implement, and skips with a warning while the stack still completes:
@@ -14,13 +18,17 @@ stack rolled back, busy) share their refusals with the repository stack
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -31,6 +39,7 @@ from mirror.stack import AwsClients, Polling
 from mirror.stack.plan import blocked_refusal
 from mirror.stack.schedule import deploy_schedule
 from tests.world.moto import Moto, start_moto
+from tests.world.procs import http_probe, start_process
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -277,3 +286,103 @@ def test_a_stack_no_update_can_start_from_names_this_stack_s_commands() -> None:
         f" --stack-name {NAME}`, then run `mirror deploy-schedule` again"
     )
     assert refusal.details == ("  CREATE_FAILED Project: role not assumable",)
+
+
+# --- every AWS call the job makes is one the build role grants -------------------------------
+
+
+@pytest.fixture
+def recording_moto(tmp_path: Path) -> Iterator[tuple[Moto, Path]]:
+    """A moto_server that records every request it answers into a file."""
+    recording = tmp_path / "recording.jsonl"
+    process = start_process(
+        "moto-recording",
+        lambda port: [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        log_dir=tmp_path / "moto",
+        ready=http_probe("/moto-api/data.json"),
+        timeout=60,
+        env={**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)},
+    )
+    assert process.port is not None
+    moto = Moto(url=f"http://127.0.0.1:{process.port}", port=process.port, process=process)
+    try:
+        yield moto, recording
+    finally:
+        moto.stop()
+
+
+def recorded_actions(recording: Path) -> set[str]:
+    """`service:Action` of every request moto recorded (JSON targets and query actions)."""
+    actions = set()
+    for line in recording.read_text().splitlines():
+        entry = json.loads(line)
+        headers = entry["headers"]
+        service = re.search(r"/[^/]+/([a-z0-9-]+)/aws4_request", headers["Authorization"])
+        assert service is not None, headers
+        target = headers.get("X-Amz-Target")
+        if target:
+            action = target.rpartition(".")[2]
+        else:
+            body = entry["body"] or ""
+            text = base64.b64decode(body).decode() if entry["body_encoded"] else body
+            found = re.search(r"(?:^|&)Action=([A-Za-z]+)", text)
+            assert found is not None, text
+            action = found.group(1)
+        actions.add(f"{service.group(1)}:{action}")
+    return actions
+
+
+def test_the_build_role_grants_every_aws_call_the_job_makes(
+    recording_moto: tuple[Moto, Path], tmp_path: Path
+) -> None:
+    """ensure-repo (a stack created, then updated through a change set), the Docker Hub
+    secret and ECR tokens of a sync, `mirror login`: each call must be one the rendered
+    policy grants. (The sync's source is a closed port: it stops after reading its
+    credentials; the registry API's ECR actions are listed from ECR's documentation.)"""
+    moto, recording = recording_moto
+    secret = json.dumps({"username": "mirror", "token": "dckr_pat_x"})
+    moto.client("secretsmanager").create_secret(Name="dockerhub/mirror", SecretString=secret)
+    path = tmp_path / "images.yaml"
+
+    def write(images: list[str]) -> None:
+        document = {
+            "version": 1,
+            "source": {
+                "registry": "http://127.0.0.1:9",
+                "credentials_secret": "dockerhub/mirror",
+                "use_docker_hub_credentials": True,
+            },
+            "images": [{"image": image, "tags": ["1"]} for image in images],
+        }
+        path.write_text(yaml.safe_dump(document))
+
+    httpx.post(f"{moto.url}/moto-api/recorder/start-recording", timeout=10).raise_for_status()
+    write(["python"])
+    assert mirror("ensure-repo", "-c", str(path), env=moto.env).returncode == 0
+    write(["python", "node"])
+    assert mirror("ensure-repo", "-c", str(path), env=moto.env).returncode == 0
+    mirror("sync", "-c", str(path), "--no-ensure-repo", env=moto.env)
+    assert (
+        mirror(
+            "login",
+            "--config-only",
+            "-c",
+            str(path),
+            env={**moto.env, "DOCKER_CONFIG": str(tmp_path)},
+        ).returncode
+        == 0
+    )
+    httpx.post(f"{moto.url}/moto-api/recorder/stop-recording", timeout=10).raise_for_status()
+
+    made = recorded_actions(recording)
+    assert {
+        "cloudformation:CreateStack",
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        "ecr:DescribeRepositories",
+        "ecr:GetAuthorizationToken",
+        "secretsmanager:GetSecretValue",
+    } <= made, "the recording missed calls the job makes: the check would see nothing"
+    policy = build_policy(load_config(path))
+    granted = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert made - granted == set()
