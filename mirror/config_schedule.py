@@ -108,8 +108,9 @@ class ScheduleFile(_Strict):
 
     expression: str = DEFAULT_EXPRESSION
     shards: Annotated[int, Field(ge=1, le=100)] = 1  # CodeBuild runs at most 100 in a batch
-    # CloudFormation's stack name pattern; default `<stack.name>-schedule`.
-    stack_name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")] | None = None
+    # CloudFormation's stack name pattern, at least 2 characters as CodeBuild's project name
+    # (the project is named as the stack); default `<stack.name>-schedule`.
+    stack_name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{1,127}$")] | None = None
     # The mirror's own container image in this account's ECR (`repository[:tag]`), or a
     # `pip install` requirement run on CodeBuild's standard image: one of the two.
     image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]{1,255}(:[\w][\w.-]{0,127})?$")] | (

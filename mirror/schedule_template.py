@@ -17,8 +17,8 @@ What the stack holds:
   from, with no bucket or repository to create, secure and grant; editing the config and
   running `mirror deploy-schedule` again is the one way to change the job, and that shows
   the change first. The cost: the config must fit in CloudFormation's 51,200-byte template;
-- a least-privilege role for the build (see `build_policy`) and one for the schedule, which
-  may only start this project;
+- a least-privilege role for the build and one for the schedule, which may only start this
+  project (`mirror.schedule_policy`);
 - an EventBridge Scheduler schedule (`schedule.expression`, nightly by default): Scheduler
   rather than an events rule because its universal target can start a batch build
   (`codebuild:startBuildBatch`), which a rule's CodeBuild target cannot;
@@ -26,9 +26,9 @@ What the stack holds:
   `mirror`, dimension `Stack` = `stack.name`) and on CodeBuild's FailedBuilds, and, with
   `schedule.alarms.email`, an SNS topic with that address subscribed.
 
-ARNs are written with `Fn::Sub` from names this module chooses, never `Fn::GetAtt` of the
-CodeBuild project or the schedule: the policies are readable as they stand, and moto, which
-does not implement those two resource types, can still deploy the rest.
+ARNs are written with `Fn::Sub` from the names `mirror.schedule_policy` chooses, never
+`Fn::GetAtt` of the CodeBuild project or the schedule: the policies are readable as they
+stand, and moto, which does not implement those two resource types, can still deploy the rest.
 """
 
 from __future__ import annotations
@@ -39,160 +39,24 @@ from typing import Any
 import yaml
 
 from mirror.config import Config
-from mirror.config_schedule import DEFAULT_IMAGE
 from mirror.errors import ConfigError
-from mirror.template import MAX_TEMPLATE_BODY_BYTES, PUSH_PULL_ACTIONS, dump_template
+from mirror.schedule_policy import (
+    METRICS_NAMESPACE,
+    SCHEDULE_NAME_MAX,
+    build_policy,
+    log_group_name,
+    role,
+    schedule_policy,
+    stack_name,
+    tool_image,
+)
+from mirror.template import MAX_TEMPLATE_BODY_BYTES, dump_template
 
-METRICS_NAMESPACE = "mirror"
 METRICS_DIMENSION = "Stack"
 CONFIG_FILE = "/tmp/mirror-images.yaml"  # where the build writes the inline config
 HEREDOC_END = "MIRROR_CONFIG_END"
 PIP_IMAGE = "aws/codebuild/standard:7.0"
 LOG_RETENTION_DAYS = 30
-
-# What `mirror sync` (and the `ensure-repo` it runs first) does to the mirror's repositories:
-# the registry API's pull and push, tag listing, and CloudFormation's ECR handler.
-REPOSITORY_ACTIONS = (
-    *PUSH_PULL_ACTIONS,
-    "ecr:ListImages",
-    "ecr:DescribeImages",
-    "ecr:DescribeRepositories",
-    "ecr:CreateRepository",
-    "ecr:TagResource",
-    "ecr:UntagResource",
-    "ecr:ListTagsForResource",
-    "ecr:GetLifecyclePolicy",
-    "ecr:PutLifecyclePolicy",
-    "ecr:DeleteLifecyclePolicy",
-    "ecr:GetRepositoryPolicy",
-    "ecr:SetRepositoryPolicy",
-    "ecr:DeleteRepositoryPolicy",
-    "ecr:PutImageScanningConfiguration",
-    "ecr:PutImageTagMutability",
-)
-STACK_ACTIONS = (
-    "cloudformation:DescribeStacks",
-    "cloudformation:DescribeStackEvents",
-    "cloudformation:ListStackResources",
-    "cloudformation:GetTemplate",
-    "cloudformation:CreateStack",
-    "cloudformation:CreateChangeSet",
-    "cloudformation:DescribeChangeSet",
-    "cloudformation:ExecuteChangeSet",
-    "cloudformation:DeleteChangeSet",
-)
-# The only statements with `Resource: "*"`: these actions have no resource to narrow to
-# (GetAuthorizationToken; PutMetricData, narrowed by its namespace condition instead).
-UNSCOPED_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"})
-
-
-def stack_name(config: Config) -> str:
-    """The schedule stack's name: `schedule.stack_name`, or `<stack.name>-schedule`."""
-    return config.schedule.stack_name or f"{config.stack.name}-schedule"[:128]
-
-
-def _arn(service: str, resource: str) -> dict[str, str]:
-    account = "${AWS::Region}:${AWS::AccountId}"
-    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:{account}:{resource}"}
-
-
-def project_arn(config: Config) -> dict[str, str]:
-    return _arn("codebuild", f"project/{stack_name(config)}")
-
-
-def log_group_name(config: Config) -> str:
-    return f"/aws/codebuild/{stack_name(config)}"
-
-
-def tool_image(config: Config) -> str | None:
-    """The mirror's container image (`repository[:tag]` in this account's ECR), or None (pip)."""
-    if config.schedule.pip is not None:
-        return None
-    return config.schedule.image or DEFAULT_IMAGE
-
-
-def _statement(sid: str, actions: tuple[str, ...], resources: list[Any]) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": resources}
-
-
-def build_policy(config: Config) -> dict[str, Any]:
-    """What the build may do, and nothing more. Every statement names its resources, except
-    the two actions AWS authorizes on `*` only (UNSCOPED_ACTIONS)."""
-    prefix = config.prefix.strip("/")
-    repositories = f"repository/{prefix}/*" if prefix else "repository/*"
-    statements = [
-        _statement(
-            "OwnLogGroup",
-            ("logs:CreateLogStream", "logs:PutLogEvents"),
-            [_arn("logs", f"log-group:{log_group_name(config)}:*")],
-        ),
-        _statement("EcrToken", ("ecr:GetAuthorizationToken",), ["*"]),
-        _statement("MirrorRepositories", REPOSITORY_ACTIONS, [_arn("ecr", repositories)]),
-        # ensure-repo lists the region's repositories to find names taken outside its stack;
-        # a DescribeRepositories without names is authorized against repository/*.
-        _statement(
-            "ListRepositories", ("ecr:DescribeRepositories",), [_arn("ecr", "repository/*")]
-        ),
-        _statement(
-            "RepositoryStack",
-            STACK_ACTIONS,
-            [_arn("cloudformation", f"stack/{config.stack.name}/*")],
-        ),
-        {
-            **_statement("Metrics", ("cloudwatch:PutMetricData",), ["*"]),
-            "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-        },
-    ]
-    secret = config.credentials_secret
-    if secret is not None:
-        resource = (
-            secret
-            if secret.startswith("arn:")
-            else _arn("secretsmanager", f"secret:{secret}-??????")
-        )
-        statements.append(
-            _statement("DockerHubSecret", ("secretsmanager:GetSecretValue",), [resource])
-        )
-    image = tool_image(config)
-    if image is not None:
-        statements.append(
-            _statement(
-                "ToolImage",
-                PUSH_PULL_ACTIONS[:3],  # pull only
-                [_arn("ecr", f"repository/{image.partition(':')[0]}")],
-            )
-        )
-    if config.schedule.shards > 1:  # the batch build starts its shards with this role
-        statements.append(
-            _statement(
-                "BatchShards",
-                ("codebuild:StartBuild", "codebuild:StopBuild", "codebuild:RetryBuild"),
-                [project_arn(config)],
-            )
-        )
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _role(service: str, policy_name: str, policy: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"{service}.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {
-                            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-                        },
-                    }
-                ],
-            },
-            "Policies": [{"PolicyName": policy_name, "PolicyDocument": policy}],
-        },
-    }
 
 
 def buildspec(config: Config, config_text: str) -> str:
@@ -287,7 +151,7 @@ def _schedule(config: Config) -> dict[str, Any]:
         "Type": "AWS::Scheduler::Schedule",
         "DependsOn": ["Project"],
         "Properties": {
-            "Name": stack_name(config),
+            "Name": stack_name(config)[:SCHEDULE_NAME_MAX],
             "Description": f"Runs mirror sync of stack {config.stack.name}",
             "ScheduleExpression": config.schedule.expression,
             "FlexibleTimeWindow": {"Mode": "OFF"},
@@ -394,7 +258,6 @@ def alarms(config: Config) -> dict[str, dict[str, Any]]:
 def render(config: Config, config_text: str) -> dict[str, Any]:
     """The schedule stack's template as a dict, intrinsic functions in their long form."""
     email = config.schedule.alarms.email
-    start = "codebuild:StartBuildBatch" if config.schedule.shards > 1 else "codebuild:StartBuild"
     resources: dict[str, Any] = {
         "LogGroup": {
             "Type": "AWS::Logs::LogGroup",
@@ -404,16 +267,9 @@ def render(config: Config, config_text: str) -> dict[str, Any]:
                 "RetentionInDays": LOG_RETENTION_DAYS,
             },
         },
-        "BuildRole": _role("codebuild", "mirror-sync", build_policy(config)),
+        "BuildRole": role("codebuild", "mirror-sync", build_policy(config)),
         "Project": _project(config, config_text),
-        "ScheduleRole": _role(
-            "scheduler",
-            "start-mirror-sync",
-            {
-                "Version": "2012-10-17",
-                "Statement": [_statement("StartSync", (start,), [project_arn(config)])],
-            },
-        ),
+        "ScheduleRole": role("scheduler", "start-mirror-sync", schedule_policy(config)),
         "Schedule": _schedule(config),
         **alarms(config),
     }

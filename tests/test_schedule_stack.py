@@ -34,7 +34,7 @@ import yaml
 
 from mirror.config import Config, load_config, parse_config
 from mirror.errors import ConfigError
-from mirror.schedule_template import build_policy, stack_name
+from mirror.schedule_policy import build_policy, stack_name
 from mirror.stack import AwsClients, Polling
 from mirror.stack.plan import blocked_refusal
 from mirror.stack.schedule import deploy_schedule

@@ -21,15 +21,13 @@ import yaml
 
 from mirror.config import Config, load_config, parse_config
 from mirror.errors import ConfigError
+from mirror.schedule_policy import METRICS_NAMESPACE, UNSCOPED_ACTIONS, stack_name
 from mirror.schedule_template import (
     CONFIG_FILE,
     METRICS_DIMENSION,
-    METRICS_NAMESPACE,
-    UNSCOPED_ACTIONS,
     render,
     render_yaml,
     size_problem,
-    stack_name,
 )
 from mirror.template import load_template
 from tests.test_template import _statements, overbroad

@@ -19,7 +19,8 @@ from typing import Literal
 
 from mirror.config import Config
 from mirror.errors import ConfigError, StackError
-from mirror.schedule_template import render, render_yaml, size_problem, stack_name
+from mirror.schedule_policy import stack_name
+from mirror.schedule_template import render, render_yaml, size_problem
 from mirror.stack.calls import (
     AwsClients,
     aws_errors,
@@ -31,8 +32,13 @@ from mirror.stack.calls import (
 )
 from mirror.stack.events import Polling, Progress, StackEvents, silent
 from mirror.stack.outcome import StackResult
-from mirror.stack.plan import RepositoryChange, blocked_refusal, change_line, repository_changes
-from mirror.stack.plan import template_matches as deployed_matches
+from mirror.stack.plan import (
+    RepositoryChange,
+    blocked_refusal,
+    change_line,
+    repository_changes,
+    template_matches,
+)
 
 CAPABILITIES: tuple[Literal["CAPABILITY_IAM"]] = ("CAPABILITY_IAM",)
 COMMAND = "mirror deploy-schedule"
@@ -146,7 +152,7 @@ def deploy_schedule(
             for line in refusal.details:
                 progress(line)
             raise StackError(refusal.message)
-        if deployed_matches(deployed_template(cf, stack_id), body):
+        if template_matches(deployed_template(cf, stack_id), body):
             progress(f"stack {name} matches the config: nothing to change")
             return outcome("up-to-date")
         computed = compute_change_set(
