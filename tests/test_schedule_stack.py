@@ -35,6 +35,7 @@ import yaml
 from mirror.config import Config, load_config, parse_config
 from mirror.errors import ConfigError
 from mirror.schedule_policy import build_policy, stack_name
+from mirror.schedule_template import render_yaml
 from mirror.stack import AwsClients, Polling
 from mirror.stack.plan import blocked_refusal
 from mirror.stack.schedule import deploy_schedule
@@ -233,6 +234,16 @@ def test_the_cli_deploys_and_reports(aws: Moto, tmp_path: Path) -> None:
     assert rows[0].split() == ["LogGroup", "AWS::Logs::LogGroup", "added"]
     assert f"creating stack {NAME}" in result.stderr
     assert "ToolImage" not in str(role_policy(aws, "BuildRole", "mirror-sync"))  # pip: no image
+
+
+def test_the_cli_prints_the_template_it_deploys(tmp_path: Path) -> None:
+    path = tmp_path / "images.yaml"
+    text = config_text({"shards": 3})
+    path.write_text(text)
+    result = mirror("schedule-template", "-c", str(path), env={})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == render_yaml(parse_config(text, str(path)), text)
+    assert '--shard "$MIRROR_SHARD"' in result.stdout
 
 
 def test_cfn_schedule_yml_deployed_by_hand_is_what_deploy_schedule_deploys(aws: Moto) -> None:

@@ -314,6 +314,10 @@ def test_the_schedule_runs_the_configured_expression_nightly_by_default() -> Non
 def test_the_stack_name_defaults_from_the_repository_stack() -> None:
     assert stack_name(configured()[0]) == "ecr-mirror-schedule"
     assert stack_name(configured({"stack_name": "nightly"})[0]) == "nightly"
+    long_name = "a" * 120
+    template = rendered(stack={"name": long_name})
+    schedule = template["Resources"]["Schedule"]["Properties"]["Name"]
+    assert schedule == f"{long_name}-schedule"[:64]  # EventBridge Scheduler takes 64 at most
 
 
 # --- the rendering as a whole -----------------------------------------------------------------
