@@ -94,7 +94,7 @@ class _Strict(BaseModel):
 class AlarmsFile(_Strict):
     """When the job's alarms go off; `email` subscribes an address to their SNS topic."""
 
-    # CloudWatch evaluates an alarm over at most 7 days of periods (one period a day here).
+    # CloudWatch: Period x EvaluationPeriods is at most 7 days (604,800 s). One-day periods:
     deferred_nights: Annotated[int, Field(ge=1, le=7)] = 3
     # Hours without any run's metrics before "the run did not happen" (one-hour periods).
     missed_run_hours: Annotated[int, Field(ge=2, le=168)] = 25
