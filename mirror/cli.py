@@ -294,6 +294,32 @@ def delete_repo_command(
     raise typer.Exit(code)
 
 
+@app.command("schedule-template")
+def schedule_template_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
+) -> None:
+    """Print the CloudFormation template of the scheduled sync job (`deploy-schedule`)."""
+    _logging(verbose)
+    from mirror.commands.schedule import run_schedule_template
+
+    raise typer.Exit(run_schedule_template(config))
+
+
+@app.command("deploy-schedule")
+def deploy_schedule_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
+    ] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Create or update the scheduled sync job (CodeBuild, schedule, role, alarms)."""
+    _logging(verbose)
+    from mirror.commands.schedule import run_deploy_schedule
+
+    raise typer.Exit(run_deploy_schedule(config, dry_run=dry_run))
+
+
 @app.command("login")
 def login_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirror.config_access import replication_problem
+from mirror.config_schedule import ScheduleFile
 from mirror.config_schema import (
     DOCKER_HUB_URL,
     ConfigFile,
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_VALUES",
     "Config",
     "MirroredImage",
+    "ScheduleFile",
     "StackFile",
     "TagSelector",
     "load_config",
@@ -102,6 +104,7 @@ class Config:
     prefix: str
     stack: StackFile
     images: tuple[MirroredImage, ...]
+    schedule: ScheduleFile  # the scheduled job (`mirror deploy-schedule`)
 
 
 def _resolve(model: ConfigFile, path: str) -> Config:
@@ -147,6 +150,7 @@ def _resolve(model: ConfigFile, path: str) -> Config:
         prefix=model.target.prefix,
         stack=model.stack,
         images=tuple(images),
+        schedule=model.schedule,
     )
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from mirror.config_access import StackAccessFile
+from mirror.config_schedule import ScheduleFile
 from mirror.errors import ConfigError
 from mirror.reference import (
     DOCKER_HUB,
@@ -228,6 +229,7 @@ class ConfigFile(_Strict):
     target: TargetFile = TargetFile()
     stack: StackFile = StackFile()
     defaults: DefaultsFile = DefaultsFile()
+    schedule: ScheduleFile = ScheduleFile()  # the scheduled job (mirror deploy-schedule)
     images: Annotated[list[ImageFile], Field(min_length=1)]
 
     @field_validator("version")

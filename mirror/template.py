@@ -226,15 +226,19 @@ def _header(config: Config) -> str:
 
 def render_yaml(config: Config) -> str:
     """The template for `config` as YAML, after a comment saying how to deploy it."""
-    body = yaml.dump(
-        render(config),
+    return _header(config) + dump_template(render(config))
+
+
+def dump_template(template: dict[str, Any]) -> str:
+    """A (long form) template as YAML in CloudFormation's short form, stable byte for byte."""
+    return yaml.dump(
+        template,
         Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=False,
         width=10_000,  # keep the lifecycle policy's JSON on one line
         indent=2,
     )
-    return _header(config) + body
 
 
 def load_template(text: str) -> dict[str, Any]:
@@ -290,7 +294,9 @@ def _intrinsic_key(value: Any) -> str | None:
 
 def _is_simple(value: Any) -> bool:
     """Scalars, and lists or intrinsics made only of them: written on one line."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return "\n" not in value  # a multi-line string is written as a `|` block
+    if value is None or isinstance(value, int | float | bool):
         return True
     if isinstance(value, list):
         return all(_is_simple(item) for item in value)
@@ -346,7 +352,14 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_is_simple(data))
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    """A multi-line string (a buildspec) as a `|` block, when YAML allows one for it."""
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 _Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(list, _represent_list)
 
 

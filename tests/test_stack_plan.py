@@ -16,6 +16,7 @@ from mirror.stack.plan import (
     additions,
     blocked_refusal,
     busy_refusal,
+    change_line,
     is_no_changes,
     outside_refusal,
     parameters_match,
@@ -79,10 +80,18 @@ def test_change_set_changes_are_named_and_ordered() -> None:
         ),
     ]
     assert repository_changes(raw, names) == (
-        RepositoryChange("add", "SomeOutput", "SomeOutput", is_repository=False),
+        RepositoryChange("add", "SomeOutput", "SomeOutput", resource_type="AWS::SSM::Parameter"),
         RepositoryChange("modify", PYTHON, logical_id(PYTHON), True, ("EncryptionConfiguration",)),
         RepositoryChange("remove", ALPINE, "RepoGone"),
     )
+
+
+def test_only_a_removed_repository_is_said_to_stay_in_ecr() -> None:
+    assert change_line(RepositoryChange("remove", ALPINE, "RepoGone")) == (
+        f"  - {ALPINE} (leaves the stack; the repository and its images stay in ECR)"
+    )
+    topic = RepositoryChange("remove", "AlarmTopic", "AlarmTopic", resource_type="AWS::SNS::Topic")
+    assert change_line(topic) == "  - AlarmTopic"
 
 
 def test_the_deployed_template_matches_in_either_form() -> None:

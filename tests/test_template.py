@@ -312,6 +312,9 @@ def test_untagged_expiry_null_leaves_the_lifecycle_rule_out() -> None:
 
 # Actions IAM grants only on Resource "*" (they name no resource).
 RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken"}
+# Actions with no resource either, narrowed by a condition key instead: allowed on "*" only
+# with that key in the statement's condition.
+CONDITIONED_ACTIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
 
 
 def _statements(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -335,6 +338,12 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _narrowed(statement: dict[str, Any]) -> set[str]:
+    """The CONDITIONED_ACTIONS that `statement` narrows by their condition key."""
+    keys = {key for test in statement.get("Condition", {}).values() for key in test}
+    return {action for action, key in CONDITIONED_ACTIONS.items() if key in keys}
+
+
 def overbroad(template: dict[str, Any]) -> list[str]:
     """What a template's Allow statements grant beyond least privilege, one line each: a
     `*` action, a service-wide action (`ecr:*`) on every resource, an action other than the
@@ -353,7 +362,7 @@ def overbroad(template: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: Action '*': {said}")
         if every_resource and any(a.endswith(":*") for a in actions):
             problems.append(f"{where}: a service-wide action on Resource '*': {said}")
-        elif every_resource and set(actions) - RESOURCELESS_ACTIONS:
+        elif every_resource and set(actions) - RESOURCELESS_ACTIONS - _narrowed(statement):
             problems.append(f"{where}: Resource '*' for resource-scoped actions: {said}")
         principal = statement.get("Principal")
         if principal in ("*", {"AWS": "*"}) and "Condition" not in statement:
@@ -367,6 +376,7 @@ def overbroad(template: dict[str, Any]) -> list[str]:
         {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:ecr:*:1:repository/x"},
         {"Effect": "Allow", "Action": ["ecr:*"], "Resource": "*"},
         {"Effect": "Allow", "Action": "ecr:PutImage", "Resource": ["*"]},
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
         {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:ecr:*:1:repository/x"},
         {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"},
     ],
@@ -382,6 +392,12 @@ def test_the_least_privilege_check_catches_overbroad_statements(statement: dict[
 def test_the_least_privilege_check_accepts_scoped_statements() -> None:
     fine = [
         {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "mirror"}},
+        },
         {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": "arn:aws:ecr:*:1:repository/x"},
         {"Effect": "Deny", "Action": "*", "Resource": "*"},
         {

@@ -15,7 +15,9 @@ Modules, each with one job (imports point down this list):
   while an operation runs;
 - `calls`: the AWS clients, the reads a plan needs, computing a change set, `aws_errors`;
 - `ensure`: `plan_stack`, `apply_stack` and `ensure_stack` (`ensure-repo`);
-- `delete`: `delete_stack` (`delete-repo`).
+- `delete`: `delete_stack` (`delete-repo`);
+- `schedule`: `deploy_schedule` (`deploy-schedule`), the scheduled job's stack, through the
+  same calls, refusals and events.
 """
 
 from mirror.stack.calls import AwsClients

@@ -4,7 +4,8 @@
 region, credentials and `AWS_ENDPOINT_URL` follow the SDK's conventions). The reads answer what
 a plan asks: the stack, its deployed template and repositories, ECR's repositories and their
 image counts. `compute_change_set` creates an UPDATE change set and waits until CloudFormation
-has computed it. `aws_errors` turns every AWS error into one line of StackError or
+has computed it; `create_and_wait` and `execute_and_wait` carry an operation out and follow it
+to its end. `aws_errors` turns every AWS error into one line of StackError or
 CredentialsError.
 """
 
@@ -22,12 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from mirror.aws import client
 from mirror.config import Config
 from mirror.errors import CredentialsError, StackError
-from mirror.stack.events import Polling, Progress
+from mirror.stack.events import Polling, Progress, StackEvents
 from mirror.stack.plan import ChangeSet, Repository, is_no_changes
 from mirror.template import REPOSITORY_TYPE
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import CapabilityType
     from mypy_boto3_cloudformation.type_defs import (
         ChangeTypeDef,
         ParameterTypeDef,
@@ -154,6 +156,8 @@ def compute_change_set(
     *,
     polling: Polling,
     progress: Progress,
+    capabilities: Sequence[CapabilityType] = (),
+    description: str = "mirror ensure-repo",
 ) -> tuple[ChangeSet, list[ChangeTypeDef]] | None:
     """An UPDATE change set and its changes, or None when nothing would change."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -166,7 +170,8 @@ def compute_change_set(
             ChangeSetType="UPDATE",
             TemplateBody=body,
             Parameters=parameter_list(parameters),
-            Description="mirror ensure-repo",
+            Capabilities=list(capabilities),
+            Description=description,
         )["Id"]
     except ClientError as exc:
         if is_no_changes(exc.response.get("Error", {}).get("Message")):
@@ -197,3 +202,37 @@ def compute_change_set(
         changes += page.get("Changes", [])
         token = page.get("NextToken")
     return ChangeSet(change_set_id, name), changes
+
+
+# --- operations, followed to their end ------------------------------------------------------
+
+
+def create_and_wait(
+    events: StackEvents,
+    body: str,
+    parameters: Mapping[str, str],
+    *,
+    polling: Polling,
+    capabilities: Sequence[CapabilityType] = (),
+) -> None:
+    """Create the stack `events` follows, showing its events until it is CREATE_COMPLETE."""
+    events.progress(f"creating stack {events.stack_name}")
+    stack_id = events.cloudformation.create_stack(
+        StackName=events.stack_name,
+        TemplateBody=body,
+        Parameters=parameter_list(parameters),
+        Capabilities=list(capabilities),
+    )["StackId"]
+    events.wait(
+        stack_id, operation="creation", success="CREATE_COMPLETE", seen=set(), polling=polling
+    )
+
+
+def execute_and_wait(
+    events: StackEvents, stack_id: str, change_set: ChangeSet, *, polling: Polling
+) -> None:
+    """Execute a computed change set, showing the stack's events until it is UPDATE_COMPLETE."""
+    seen = events.seen(stack_id)
+    events.progress(f"executing change set {change_set.name}")
+    events.cloudformation.execute_change_set(ChangeSetName=change_set.id)
+    events.wait(stack_id, operation="update", success="UPDATE_COMPLETE", seen=seen, polling=polling)

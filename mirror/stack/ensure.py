@@ -32,11 +32,12 @@ from mirror.stack.calls import (
     aws_errors,
     compute_change_set,
     counted,
+    create_and_wait,
     deployed_template,
     describe_stack,
     ecr_repositories,
+    execute_and_wait,
     owned_repositories,
-    parameter_list,
 )
 from mirror.stack.events import Polling, Progress, StackEvents, silent
 from mirror.stack.outcome import StackOutcome, StackResult
@@ -153,19 +154,7 @@ def apply_stack(
         cf = aws.cloudformation
         events = StackEvents(cf, plan.stack_name, plan.names, progress)
         if plan.action == "create":
-            progress(f"creating stack {plan.stack_name}")
-            stack_id = cf.create_stack(
-                StackName=plan.stack_name,
-                TemplateBody=plan.template_body,
-                Parameters=parameter_list(plan.parameters),
-            )["StackId"]
-            events.wait(
-                stack_id,
-                operation="creation",
-                success="CREATE_COMPLETE",
-                seen=set(),
-                polling=polling,
-            )
+            create_and_wait(events, plan.template_body, plan.parameters, polling=polling)
             return _settled(plan, "created", aws, ecr_repositories(aws.ecr))
         if plan.change_set is not None:
             refusal = replacement_refusal(plan)
@@ -173,12 +162,7 @@ def apply_stack(
                 cf.delete_change_set(ChangeSetName=plan.change_set.id)
                 raise StackError(refusal.message)
             stack_id = plan.stack_id or plan.stack_name
-            seen = events.seen(stack_id)
-            progress(f"executing change set {plan.change_set.name}")
-            cf.execute_change_set(ChangeSetName=plan.change_set.id)
-            events.wait(
-                stack_id, operation="update", success="UPDATE_COMPLETE", seen=seen, polling=polling
-            )
+            execute_and_wait(events, stack_id, plan.change_set, polling=polling)
             return _settled(plan, "updated", aws, ecr_repositories(aws.ecr))
         return _settled(plan, "up-to-date", aws, plan.existing)
 

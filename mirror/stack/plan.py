@@ -60,7 +60,11 @@ class RepositoryChange:
     logical_id: str
     replacement: bool = False  # CloudFormation would create a new repository in its place
     properties: tuple[str, ...] = ()  # the changed properties of a modify, when AWS says
-    is_repository: bool = True  # False: a registry-wide resource (its replication), by ID
+    resource_type: str = REPOSITORY_TYPE  # the replication, the schedule's resources: others
+
+    @property
+    def is_repository(self) -> bool:
+        return self.resource_type == REPOSITORY_TYPE
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,8 @@ def repository_changes(
         if action is None:  # Import, Dynamic: not something this template produces
             continue
         name = names.get(key)
-        is_repository = name is not None or change.get("ResourceType") == REPOSITORY_TYPE
-        if name is None and is_repository:
+        resource_type = REPOSITORY_TYPE if name is not None else str(change.get("ResourceType", ""))
+        if name is None and resource_type == REPOSITORY_TYPE:
             name = change.get("PhysicalResourceId")
         properties = sorted(
             {
@@ -186,7 +190,7 @@ def repository_changes(
                 logical_id=key,
                 replacement=change.get("Replacement") == "True",
                 properties=tuple(properties),
-                is_repository=is_repository,
+                resource_type=resource_type,
             )
         )
     order = {"add": 0, "modify": 1, "remove": 2}
@@ -201,8 +205,9 @@ def parameters_match(stack: StackTypeDef, parameters: Mapping[str, str]) -> bool
     return deployed == parameters
 
 
-def template_matches(deployed: Any, body: str, config: Config) -> bool:
-    """True when the deployed template (GetTemplate's body) is the one `config` renders."""
+def template_matches(deployed: Any, body: str, config: Config | None = None) -> bool:
+    """True when the deployed template (GetTemplate's body) is `body`, the one `config`
+    renders (without a config, `body` is read back)."""
     if isinstance(deployed, str):  # boto3 decodes a JSON template into a dict
         if deployed == body:
             return True
@@ -210,7 +215,7 @@ def template_matches(deployed: Any, body: str, config: Config) -> bool:
             deployed = load_template(deployed)
         except (yaml.YAMLError, ValueError):
             return False
-    return bool(deployed == render(config))
+    return bool(deployed == (render(config) if config is not None else load_template(body)))
 
 
 # --- the plan as shown, and the refusals ----------------------------------------------------
@@ -256,25 +261,33 @@ def limit_refusal(config: Config, stack_name: str, body: str) -> Refusal | None:
     return Refusal(f"stack {stack_name}: {problem}") if problem else None
 
 
-def blocked_refusal(stack_name: str, status: str, failures: Sequence[str]) -> Refusal | None:
-    """No update can start from `status`; `failures` are the events that say why it is there."""
+def blocked_refusal(
+    stack_name: str,
+    status: str,
+    failures: Sequence[str],
+    *,
+    rerun: str = "mirror ensure-repo",
+    delete: str = "mirror delete-repo",
+    delete_note: str = " (repositories it holds are retained)",
+) -> Refusal | None:
+    """No update can start from `status`; `failures` are the events that say why it is there.
+    `rerun` and `delete` are the commands that update and delete this stack."""
     if status in UPDATABLE:
         return None
     events = f"aws cloudformation describe-stack-events --stack-name {stack_name}"
     if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED"):
         why = (
             "its creation failed and was rolled back, and CloudFormation cannot update it."
-            " Delete it with `mirror delete-repo` (repositories it holds are retained),"
-            " then run `mirror ensure-repo` again"
+            f" Delete it with `{delete}`{delete_note}, then run `{rerun}` again"
         )
     elif status in ("UPDATE_ROLLBACK_FAILED", "IMPORT_ROLLBACK_FAILED"):
         why = (
             f"an operation failed and so did its rollback. Fix the cause its events show,"
             f" run `aws cloudformation continue-update-rollback --stack-name {stack_name}`,"
-            f" then `mirror ensure-repo` again"
+            f" then `{rerun}` again"
         )
     elif status == "DELETE_FAILED":
-        why = f"its deletion failed ({events}); run `mirror delete-repo` again"
+        why = f"its deletion failed ({events}); run `{delete}` again"
     elif status == "REVIEW_IN_PROGRESS":
         why = (
             "it holds only a change set waiting for review (`aws cloudformation deploy"
@@ -284,7 +297,7 @@ def blocked_refusal(stack_name: str, status: str, failures: Sequence[str]) -> Re
     elif status.endswith("_IN_PROGRESS"):
         why = (
             f"another operation on it is running. Wait until it ends ({events}), then run"
-            " `mirror ensure-repo` again"
+            f" `{rerun}` again"
         )
     else:
         why = f"mirror does not know how to update a stack in that state ({events})"
