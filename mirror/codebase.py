@@ -57,8 +57,17 @@ def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
 
 
 def _files(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
-    """Each file to read and its kind; a path given by name is read whatever its name
-    (YAML by its suffix, a Dockerfile otherwise). Missing paths come with kind None."""
+    """Each file to read (once, however many of `paths` hold it) and its kind; a path given
+    by name is read whatever its name (YAML by its suffix, a Dockerfile otherwise). Missing
+    paths come with kind None."""
+    seen: set[Path] = set()
+    for path, kind in _candidates(paths):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            yield path, kind
+
+
+def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
     for path in paths:
         if path.is_dir():
             for root, directories, names in os.walk(path):

@@ -2,10 +2,11 @@
 
 Pure. Read as Docker reads it: instructions are case-insensitive and continue over lines
 ending in the escape character (`\\`, or the one a `# escape=` directive names); comment lines
-inside a continuation are dropped. `FROM` may use the global `ARG`s (those before the first
-`FROM`) as `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+value}`; a `FROM $BASE` whose
-`ARG BASE=python:3.12` has a default is found at the `ARG` line's value, which is what a
-rewrite changes. Stage names (`AS build`), stage numbers and `scratch` are not images.
+inside a continuation are dropped; the bodies of heredocs (`RUN <<EOF`) are not instructions.
+`FROM` may use the global `ARG`s (those before the first `FROM`) as `$NAME`, `${NAME}`,
+`${NAME:-default}` and `${NAME:+value}`; a `FROM $BASE` whose `ARG BASE=python:3.12` has a
+default is found at the `ARG` line's value, which is what a rewrite changes. Stage names
+(`AS build`), stage numbers and `scratch` are not images.
 Docker's parser is Go code that no Python library carries, hence this small one.
 """
 
@@ -21,6 +22,7 @@ __all__ = ["scan_dockerfile"]
 _DIRECTIVE = re.compile(r"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
 _VARIABLE = re.compile(r"\$(?:\{(\w+)(?::([-+])([^}]*))?\}|(\w+))")
 _STAGE_NUMBER = re.compile(r"^\d+$")
+_HEREDOC = re.compile(r"<<-?([\"']?)(\w+)\1")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ def _instructions(text: str) -> list[_Instruction]:
         joined = " ".join(p.rstrip().removesuffix(escape) for _, p in parts)
         keyword, _, rest = joined.strip().partition(" ")
         out.append(_Instruction(keyword.upper(), rest.split(), parts))
+        for heredoc in _HEREDOC.finditer(joined):  # `RUN <<EOF`: its body is not instructions
+            while index < len(lines) and lines[index].strip() != heredoc[2]:
+                index += 1
+            index += 1
     return out
 
 

@@ -79,17 +79,19 @@ def test_discover_table(tree: Path) -> None:
 
 
 def test_discover_json(tree: Path) -> None:
-    done = run(tree, "discover", "app", "chart", "broken", "missing", "-o", "json")
+    done = run(
+        tree, "discover", "app", "chart", "app/Dockerfile", "broken", "missing", "-o", "json"
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["version"] == 1 and document["files"] == 2
     assert document["images"] == [
-        {"image": "library/node", "tags": ["20"]},
-        {"image": "library/golang", "tags": ["1.22"]},
-        {"image": "library/alpine", "tags": ["3.19"]},
-        {"image": "library/python", "tags": ["3.12-slim", "3.10"]},
-        {"image": "bitnami/redis", "tags": ["7.4.1"]},
-        {"image": "bitnami/redis-exporter", "tags": ["1.62.0"]},
+        {"repository": "library/node", "tags": ["20"]},
+        {"repository": "library/golang", "tags": ["1.22"]},
+        {"repository": "library/alpine", "tags": ["3.19"]},
+        {"repository": "library/python", "tags": ["3.12-slim", "3.10"]},
+        {"repository": "bitnami/redis", "tags": ["7.4.1"]},
+        {"repository": "bitnami/redis-exporter", "tags": ["1.62.0"]},
     ]
     first = document["references"][0]
     assert first == {

@@ -113,6 +113,11 @@ def test_dockerfile_multi_stage_build() -> None:
         ("  # FROM python:3\nFROM \\\n  node:20 AS x", [(2, "hub", "docker.io/library/node:20")]),
         ("# escape=`\nFROM `\n  node:20", [(2, "hub", "docker.io/library/node:20")]),
         ("FROM scratch\nCOPY --from=scratch /a /b", []),
+        (
+            "FROM alpine\nRUN <<EOF\nFROM not-an-instruction\nEOF\n"
+            "COPY <<-'X' /f\nFROM no\nX\nFROM node",
+            [(1, "hub", "docker.io/library/alpine"), (8, "hub", "docker.io/library/node")],
+        ),
     ],
 )
 def test_dockerfile_references(text: str, expected: list[tuple[int, str, str]]) -> None:

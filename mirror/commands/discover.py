@@ -77,7 +77,7 @@ def discover_document(
         "version": DISCOVER_VERSION,
         "files": files,
         "references": [_entry(f) for f in found if f.status is Status.hub],
-        "images": [{"image": name, "tags": tags} for name, tags in wanted.items()],
+        "images": [{"repository": name, "tags": tags} for name, tags in wanted.items()],
         "other_registries": [_entry(f) for f in found if f.status is Status.other],
         "unresolved": [_entry(f) for f in found if f.status is Status.unresolved],
         "unreadable": [{"file": u.file, "problem": u.problem} for u in unreadable],
