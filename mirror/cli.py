@@ -330,7 +330,8 @@ def uri_command(
 
 
 PathsArgument = Annotated[
-    list[Path], typer.Argument(help="Files and directories to read (directories walked).")
+    list[Path],
+    typer.Argument(metavar="PATH", help="Files and directories to read (directories walked)."),
 ]
 
 

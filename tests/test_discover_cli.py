@@ -189,7 +189,8 @@ def test_rewrite_check_lists_what_remains(tree: Path) -> None:
     ]
     assert "broken/Dockerfile: could not read: a binary file" in done.stderr
     clean = run(tree, "rewrite", "--check", "k8s/settings.yaml")
-    assert clean.returncode == 0 and clean.stdout.startswith("0 Docker Hub references")
+    assert clean.returncode == 0
+    assert clean.stdout == "0 Docker Hub references in 0 of 1 file read; could not read 0 files\n"
 
 
 def test_rewrite_check_takes_no_other_mode(tree: Path) -> None:

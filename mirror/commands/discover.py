@@ -84,6 +84,11 @@ def discover_document(
     }
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _columns(rows: list[tuple[str, ...]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -114,11 +119,11 @@ def write_discover_table(document: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {printable(u['file'])}: {printable(u['problem'])}\n")
     files = {e["file"] for e in document["references"]}
     out.write(
-        f"\n{len(document['references'])} references to {len(document['images'])} Docker Hub"
-        f" images in {len(files)} of {document['files']} files read;"
-        f" {len(document['other_registries'])} to other registries,"
-        f" {len(document['unresolved'])} unresolved; could not read"
-        f" {len(document['unreadable'])} files\n"
+        f"\n{plural(len(document['references']), 'reference')} to"
+        f" {plural(len(document['images']), 'Docker Hub image')} in {len(files)} of"
+        f" {plural(document['files'], 'file')} read; {len(document['other_registries'])} to"
+        f" other registries, {len(document['unresolved'])} unresolved; could not read"
+        f" {plural(len(document['unreadable']), 'file')}\n"
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mirror.codebase import ScannedFile, Unreadable, replace_text, scan_paths
+from mirror.commands.discover import plural
 from mirror.config import load_config
 from mirror.ecr import EcrCredentials
 from mirror.rewrite import plan_rewrite, rewritten
@@ -56,8 +57,8 @@ def run_check(paths: Sequence[Path], out: TextIO = sys.stdout, err: TextIO = sys
     _unreadable(unreadable, err)
     where = len({f.file for f in remaining})
     out.write(
-        f"{len(remaining)} Docker Hub references in {where} of {files} files read;"
-        f" could not read {len(unreadable)} files\n"
+        f"{plural(len(remaining), 'Docker Hub reference')} in {where} of {plural(files, 'file')}"
+        f" read; could not read {plural(len(unreadable), 'file')}\n"
     )
     return CHECK_FAILED if remaining else 0
 
@@ -113,11 +114,12 @@ def run_rewrite(
             )
         else:
             replace_text(Path(file.file), new)
-            out.write(f"{printable(file.file)}: rewrote {done} references\n")
+            out.write(f"{printable(file.file)}: rewrote {plural(done, 'reference')}\n")
     _unreadable(unreadable, err)
     verb = "would rewrite" if dry_run else "rewrote"
     notes.write(
-        f"{verb} {references} references in {changed} of {len(scanned)} files read;"
-        f" {left} left as they are; could not read {len(unreadable)} files\n"
+        f"{verb} {plural(references, 'reference')} in {changed} of"
+        f" {plural(len(scanned), 'file')} read; {left} left as they are; could not read"
+        f" {plural(len(unreadable), 'file')}\n"
     )
     return 0
