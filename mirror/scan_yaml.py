@@ -20,6 +20,7 @@ A `MalformedYaml` says why a file could not be read; the caller reports it and g
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,7 @@ from mirror.scan_shell import images_in_command
 __all__ = ["MalformedYaml", "scan_yaml"]
 
 MAX_DEPTH = 64  # nested lists and mappings; real files are a dozen deep
+_PLAIN = re.compile(r"[^\s,\]}#]+")  # a plain scalar, in a block or a flow collection
 
 
 class MalformedYaml(ValueError):
@@ -77,11 +79,14 @@ class _Scanner:
                 start = line.find(token, start + 1)
         return None
 
-    def _raw(self, where: tuple[int, int]) -> str:
-        """A plain scalar as written (`tag: 3.10` is 3.1 to YAML, `3.10` to Docker)."""
-        line0, col = where
-        text = self.lines[line0][col:] if line0 < len(self.lines) else ""
-        return text.split(" #", 1)[0].strip().strip("\"'")
+    def _tag(self, node: CommentedMap) -> str | None:
+        """The `tag:` as written: `tag: 3.10` is the number 3.1 to YAML, `3.10` to Docker."""
+        value = node.get("tag")
+        if value is None or value == "" or isinstance(value, str):
+            return value or None
+        line0, col = node.lc.value("tag")
+        written = _PLAIN.match(self.lines[line0], col) if line0 < len(self.lines) else None
+        return written[0] if written else str(value)
 
     def add(self, where: tuple[int, int], text: str, lines: int = 1, prefix: str = "") -> None:
         """A reference written at `where`, after `prefix` (`docker://`)."""
@@ -104,7 +109,7 @@ class _Scanner:
         self.split_seen.add(id(node))
         repository = node["repository"]
         where = node.lc.value("repository")
-        tag = self._raw(node.lc.value("tag")) if node.get("tag") not in (None, "") else None
+        tag = self._tag(node)
         text = str(repository)
         registry = node.get("registry")
         registry_span = None

@@ -186,13 +186,15 @@ def test_helm_split_repository_and_tag() -> None:
         "    tag: '1.62'\n"
         "sidecar:\n  repository: library/python\n  tag: 3.10   # a float to YAML\n"
         "app:\n  image: {repository: example/app, tag: ''}\n"
-    )
+        "flow: {image: {repository: library/python, tag: 3.10, digest: 'sha256:%s'}}\n"
+    ) % ("c" * 64)
     found = scan_yaml("values.yaml", Kind.helm, text)
     assert refs(found) == [
         (2, "hub", "docker.io/bitnami/redis:7.4.1"),
         (7, "hub", "docker.io/bitnami/exporter:1.62"),
         (10, "hub", "docker.io/library/python:3.10"),
         (13, "unresolved", "example/app:{{ .Chart.AppVersion }}"),
+        (14, "hub", "docker.io/library/python:3.10@sha256:" + "c" * 64),
     ]
     assert at(text, found[0].site.repository) == "bitnami/redis"
     assert at(text, found[1].site.registry) == "docker.io"
