@@ -5,12 +5,14 @@ engine builds the rewritten Dockerfile from the mirror (and the --build-arg one)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import docker.errors
 import pytest
 import yaml
 
@@ -268,13 +270,21 @@ def test_round_trip_discover_sync_rewrite_build(
 
     assert m.run("login", "-c", str(config)).code == 0
     spent = pulls(world)
-    built = docker_build(m, docker_engine, code)
-    assert built.returncode == 0, built.stderr
-    built_arg = docker_build(
-        m, docker_engine, code / "arg", "--build-arg", f"MIRROR_REGISTRY={ecr}/dockerhub"
-    )
-    assert built_arg.returncode == 0, built_arg.stderr
-    assert pulls(world) == spent  # the builds pulled nothing from Docker Hub
-    client = docker_engine.client()
-    for image_id in (built.stdout.strip(), built_arg.stdout.strip()):
-        client.images.remove(image_id, force=True)
+    built_images: list[str] = []
+    try:
+        built = docker_build(m, docker_engine, code)
+        assert built.returncode == 0, built.stderr
+        built_images.append(built.stdout.strip())
+        built_arg = docker_build(
+            m, docker_engine, code / "arg", "--build-arg", f"MIRROR_REGISTRY={ecr}/dockerhub"
+        )
+        assert built_arg.returncode == 0, built_arg.stderr
+        built_images.append(built_arg.stdout.strip())
+        assert pulls(world) == spent  # the builds pulled nothing from Docker Hub
+    finally:  # the engine is shared: later tests must not find these images already there
+        client = docker_engine.client()
+        for image in built_images:
+            client.images.remove(image, force=True)
+        for tag in ("3.19", "3.20"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(f"{ecr}/dockerhub/library/alpine:{tag}", force=True)
