@@ -180,6 +180,30 @@ def test_rewrite_dry_run_prints_a_diff_and_writes_nothing(tree: Path) -> None:
     )
 
 
+def test_rewrite_in_place_keeps_mode_and_line_endings(tree: Path) -> None:
+    config = tree / "images.yaml"
+    config.write_text(
+        f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\n"
+        "images:\n  - {image: busybox, tags: ['1.36']}\n"
+    )
+    manifest = tree / "k8s" / "deployment.yaml"
+    manifest.write_bytes(manifest.read_bytes().replace(b"\n", b"\r\n"))
+    manifest.chmod(0o640)
+    done = run(tree, "rewrite", "k8s", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "k8s/deployment.yaml:12: nginx left as it is: library/nginx is not in"
+        f" {config}; nothing mirrors it",
+        "k8s/deployment.yaml: rewrote 1 reference",
+        "rewrote 1 reference in 1 of 2 files read; 1 left as they are; could not read 0 files",
+    ]
+    text = manifest.read_bytes()
+    assert f"image: {HOST}/dockerhub/library/busybox:1.36\r\n".encode() in text
+    assert text.count(b"\r\n") == text.count(b"\n") == 19
+    assert manifest.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["deployment.yaml", "settings.yaml"]
+
+
 def test_rewrite_check_lists_what_remains(tree: Path) -> None:
     done = run(tree, "rewrite", "--check", "k8s", "broken")
     assert done.returncode == 1
