@@ -355,6 +355,66 @@ def uri_command(
     raise typer.Exit(run_uri(config, image, digest=digest))
 
 
+PathsArgument = Annotated[
+    list[Path],
+    typer.Argument(metavar="PATH", help="Files and directories to read (directories walked)."),
+]
+
+
+@app.command("discover")
+def discover_command(
+    paths: PathsArgument,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Report format on stdout.")
+    ] = OutputFormat.table,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write", metavar="CONFIG", help="Merge the images found into this config file."
+        ),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """List every Docker Hub image the files pull (Dockerfiles, compose, CI, Kubernetes)."""
+    _logging(verbose)
+    from mirror.commands.discover import run_discover
+
+    raise typer.Exit(run_discover(paths, output=output.value, write=write))
+
+
+@app.command("rewrite")
+def rewrite_command(
+    paths: PathsArgument,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the changes as a unified diff; write nothing.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Change nothing; exit 1 while any Docker Hub reference remains."
+        ),
+    ] = False,
+    build_arg: Annotated[
+        bool,
+        typer.Option(
+            "--build-arg",
+            help="Dockerfiles: FROM ${MIRROR_REGISTRY}/... with ARG MIRROR_REGISTRY=docker.io.",
+        ),
+    ] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Point the files' Docker Hub references at the ECR mirror, keeping tags and digests."""
+    _logging(verbose)
+    if check and (dry_run or build_arg):
+        raise ConfigError("--check changes nothing; give it without --dry-run and --build-arg")
+    from mirror.commands.rewrite import run_check, run_rewrite
+
+    if check:
+        raise typer.Exit(run_check(paths))
+    raise typer.Exit(run_rewrite(config, paths, dry_run=dry_run, build_arg=build_arg))
+
+
 def main() -> None:
     """Entry point. Errors inside a command are printed by `_Commands.invoke`; this catches
     what escapes typer itself (^C while it parses, a fault in option handling)."""

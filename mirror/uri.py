@@ -11,13 +11,14 @@ from mirror.errors import ConfigError
 from mirror.reference import (
     DEFAULT_TAG,
     DOCKER_HUB,
+    ImageRef,
     InvalidReference,
     normalize_registry,
     parse_reference,
 )
 from mirror.versions import select_tags
 
-__all__ = ["ecr_host", "mirror_uri"]
+__all__ = ["ecr_host", "mirror_uri", "mirrored"]
 
 
 def ecr_host(config: Config, endpoint: Callable[[], str]) -> str:
@@ -42,20 +43,28 @@ def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
         raise ConfigError(f"{text}: {exc}") from None
     if ref.digest:
         raise ConfigError(f"{text}: give IMAGE[:TAG]; --digest prints the digest reference")
+    try:
+        return mirrored(config, ref)
+    except ConfigError as exc:
+        raise ConfigError(f"{text}: {exc}") from None
+
+
+def mirrored(config: Config, ref: ImageRef) -> tuple[MirroredImage, str]:
+    """The config entry that mirrors `ref` and its tag (`latest` when none); else a
+    ConfigError saying why not (`mirror uri` and `mirror rewrite` put the image in front)."""
     if ref.registry not in _source_hosts(config):
         raise ConfigError(
-            f"{text}: not from the source registry ({config.source.written}); nothing mirrors it"
+            f"not from the source registry ({config.source.written}); nothing mirrors it"
         )
     image = next((i for i in config.images if i.repository == ref.repository), None)
     if image is None:
-        raise ConfigError(f"{text}: {ref.repository} is not in {config.path}; nothing mirrors it")
+        raise ConfigError(f"{ref.repository} is not in {config.path}; nothing mirrors it")
     tag = ref.tag or DEFAULT_TAG
     if isinstance(image.tags, tuple):
         if tag not in image.tags:
             raise ConfigError(
-                f"{text}: tag {tag} is not mirrored for {image.name}"
-                f" (its tags: {', '.join(image.tags)})"
+                f"tag {tag} is not mirrored for {image.name} (its tags: {', '.join(image.tags)})"
             )
     elif not select_tags([tag], image.tags):
-        raise ConfigError(f"{text}: tag {tag} does not match the tag selector of {image.name}")
+        raise ConfigError(f"tag {tag} does not match the tag selector of {image.name}")
     return image, tag

@@ -1,0 +1,143 @@
+"""Walking a codebase for `mirror discover` and `mirror rewrite`: which files, read safely.
+
+The I/O half of discovery (the pure half is `scan*`): the files under the given paths whose
+kind `scan.kind_of` knows (dependency and tool directories such as `.git` and
+`node_modules` skipped), each read within bounds. A file that cannot be read (missing,
+unreadable, larger than `MAX_FILE_BYTES`, binary, not UTF-8, malformed YAML) is an
+`Unreadable` with its reason; the walk goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirror.errors import MirrorError
+from mirror.scan import Found, Kind, is_yaml, kind_of
+from mirror.scan_dockerfile import scan_dockerfile
+from mirror.scan_yaml import MalformedYaml, scan_yaml
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "ScannedFile",
+    "Unreadable",
+    "replace_text",
+    "scan_paths",
+    "scan_text",
+]
+
+MAX_FILE_BYTES = 1024 * 1024  # a Dockerfile or a CI file is a few KiB
+SKIP_DIRECTORIES = frozenset(
+    {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
+)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    file: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    file: str
+    kind: Kind
+    text: str
+    found: list[Found]
+
+
+def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
+    """The references in a file's text (raises MalformedYaml for YAML that is not)."""
+    if kind is Kind.dockerfile:
+        return scan_dockerfile(file, text)
+    return scan_yaml(file, kind, text)
+
+
+def _files(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
+    """Each file to read (once, however many of `paths` hold it) and its kind; a path given
+    by name is read whatever its name (YAML by its suffix, a Dockerfile otherwise). Missing
+    paths come with kind None."""
+    seen: set[Path] = set()
+    for path, kind in _candidates(paths):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            yield path, kind
+
+
+def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
+    for path in paths:
+        if path.is_dir():
+            for root, directories, names in os.walk(path):
+                directories[:] = sorted(d for d in directories if d not in SKIP_DIRECTORIES)
+                for name in sorted(names):
+                    kind = kind_of(os.path.join(root, name))
+                    if kind is not None:
+                        yield Path(root, name), kind
+        elif path.exists():
+            kind = kind_of(str(path))
+            yield path, kind or (Kind.kubernetes if is_yaml(path.name) else Kind.dockerfile)
+        else:
+            yield path, None
+
+
+def read_source(path: Path) -> str:
+    """A file's text: at most MAX_FILE_BYTES of UTF-8, no NUL (else ValueError, its reason)."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES // 1024} KiB, the most mirror reads")
+    if b"\0" in raw:
+        raise ValueError("a binary file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def scan_paths(paths: Iterable[Path]) -> Iterator[ScannedFile | Unreadable]:
+    """Every file of a known kind under `paths`, scanned, or why it could not be read.
+    A YAML file found by walking that is not YAML and has `{{` (a Helm template) is
+    skipped rather than reported: templates are not YAML until Helm renders them."""
+    for path, kind in _files(paths):
+        file = str(path)
+        if kind is None:
+            yield Unreadable(file, "no such file or directory")
+            continue
+        try:
+            text = read_source(path)
+            yield ScannedFile(file, kind, text, scan_text(file, kind, text))
+        except MalformedYaml as exc:
+            if kind is Kind.kubernetes and "{{" in text:
+                continue
+            yield Unreadable(file, str(exc))
+        except ValueError as exc:
+            yield Unreadable(file, str(exc))
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` all at once (a temporary file renamed over it, in the same
+    directory), keeping the file's permissions; a reader never sees half a file."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise MirrorError(f"{path}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise MirrorError(f"{path}: cannot write: {exc.strerror}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

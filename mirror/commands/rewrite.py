@@ -1,0 +1,125 @@
+"""`mirror rewrite PATH...`: point a codebase's Docker Hub references at the ECR mirror.
+
+- default: each file changed in place (all at once), one line per file on stdout, and each
+  reference left as it is (not mirrored by the config, ...) with its reason;
+- `--dry-run`: the same changes as a unified diff on stdout (reasons on stderr), no file
+  written;
+- `--check`: nothing changed, no config read; exit 1 while any Docker Hub reference remains,
+  each listed with its file and line (a CI gate that keeps new Docker Hub pulls out);
+- `--build-arg`: Dockerfiles get `${MIRROR_REGISTRY}/...` (see `mirror.rewrite`).
+
+The ECR registry's host comes from the config (`target.registry`), else from ECR (one
+GetAuthorizationToken call), and only when a reference needs it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from mirror.codebase import ScannedFile, Unreadable, replace_text, scan_paths
+from mirror.commands.discover import plural
+from mirror.config import load_config
+from mirror.ecr import EcrCredentials
+from mirror.rewrite import plan_rewrite, rewritten
+from mirror.scan import Found, Kind, Status
+from mirror.text import printable
+from mirror.uri import ecr_host
+
+CHECK_FAILED = 1
+
+
+def _where(f: Found) -> str:
+    return f"{printable(f.file)}:{f.line}"
+
+
+def _unreadable(unreadable: Sequence[Unreadable], err: TextIO) -> None:
+    for u in unreadable:
+        err.write(f"{printable(u.file)}: could not read: {printable(u.problem)}\n")
+
+
+def run_check(paths: Sequence[Path], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Exit 1 while a Docker Hub reference remains (one not switched by MIRROR_REGISTRY)."""
+    remaining: list[Found] = []
+    unreadable: list[Unreadable] = []
+    files = 0
+    for result in scan_paths(paths):
+        if isinstance(result, Unreadable):
+            unreadable.append(result)
+            continue
+        files += 1
+        remaining += [f for f in result.found if f.status is Status.hub and not f.switchable]
+    for f in remaining:
+        out.write(f"{_where(f)}: {printable(f.text)} pulls from Docker Hub ({f.ref})\n")
+    _unreadable(unreadable, err)
+    where = len({f.file for f in remaining})
+    out.write(
+        f"{plural(len(remaining), 'Docker Hub reference')} in {where} of {plural(files, 'file')}"
+        f" read; could not read {plural(len(unreadable), 'file')}\n"
+    )
+    return CHECK_FAILED if remaining else 0
+
+
+def run_rewrite(
+    config_path: Path,
+    paths: Sequence[Path],
+    *,
+    dry_run: bool,
+    build_arg: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    config = load_config(config_path)
+    scanned: list[ScannedFile] = []
+    unreadable: list[Unreadable] = []
+    for result in scan_paths(paths):
+        if isinstance(result, ScannedFile):
+            scanned.append(result)
+        else:
+            unreadable.append(result)
+    needs_host = any(
+        f.status is Status.hub and not (build_arg and f.kind is Kind.dockerfile)
+        for s in scanned
+        for f in s.found
+    )
+    host = ecr_host(config, lambda: EcrCredentials(config.region).endpoint) if needs_host else None
+    notes = err if dry_run else out
+    changed = references = left = 0
+    for file in scanned:
+        decisions = plan_rewrite(config, file.found, host=host, build_arg=build_arg)
+        for d in decisions:
+            if d.reason is not None:
+                left += 1
+                notes.write(
+                    f"{_where(d.found)}: {printable(d.found.text)} left as it is:"
+                    f" {printable(d.reason)}\n"
+                )
+        new = rewritten(file.text, decisions)
+        if new == file.text:
+            continue
+        changed += 1
+        done = sum(1 for d in decisions if d.edits)
+        references += done
+        if dry_run:
+            out.writelines(
+                difflib.unified_diff(
+                    file.text.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    f"a/{file.file}",
+                    f"b/{file.file}",
+                )
+            )
+        else:
+            replace_text(Path(file.file), new)
+            out.write(f"{printable(file.file)}: rewrote {plural(done, 'reference')}\n")
+    _unreadable(unreadable, err)
+    verb = "would rewrite" if dry_run else "rewrote"
+    notes.write(
+        f"{verb} {plural(references, 'reference')} in {changed} of"
+        f" {plural(len(scanned), 'file')} read; {left} left as they are; could not read"
+        f" {plural(len(unreadable), 'file')}\n"
+    )
+    return 0

@@ -1,0 +1,185 @@
+"""Pointing references at the mirror (`mirror.rewrite`) and merging found images into a
+config (`mirror.config_merge`). Pure: texts in, texts out."""
+
+from __future__ import annotations
+
+import pytest
+
+from mirror.config import parse_config
+from mirror.config_merge import merge_images, short_name
+from mirror.errors import ConfigError
+from mirror.rewrite import ARG_LINE, plan_rewrite, rewritten
+from mirror.scan import Kind
+from mirror.scan_dockerfile import scan_dockerfile
+from mirror.scan_yaml import scan_yaml
+
+HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+ECR = f"{HOST}/dockerhub"
+CONFIG = parse_config(
+    f"""\
+version: 1
+target: {{registry: "https://{HOST}"}}
+images:
+  - image: python
+    tags: ["3.12-slim", "3.12"]
+  - image: node
+    tags: {{semver: ">=20,<23"}}
+  - image: bitnami/redis
+    tags: [7.4.1]
+  - image: alpine
+    tags: [latest, "3.19"]
+""",
+    "images.yaml",
+)
+
+
+def rewrite_dockerfile(text: str, *, build_arg: bool = False) -> tuple[str, list[str]]:
+    decisions = plan_rewrite(
+        CONFIG, scan_dockerfile("Dockerfile", text), host=HOST, build_arg=build_arg
+    )
+    return rewritten(text, decisions), [
+        f"{d.found.line}: {d.reason}" for d in decisions if d.reason
+    ]
+
+
+def test_rewrite_keeps_everything_but_the_references() -> None:
+    text = (
+        "# syntax=docker/dockerfile:1\r\n"
+        "ARG BASE=python:3.12-slim\r\n"
+        "FROM --platform=$BUILDPLATFORM node:20 AS build   # the builder\r\n"
+        "COPY --from=alpine /a /b\r\n"
+        "FROM $BASE\r\n"
+        "FROM $BASE AS again\r\n"
+        "FROM python:3.12@sha256:" + "a" * 64 + "\r\n"
+    )
+    new, reasons = rewrite_dockerfile(text)
+    assert new == (
+        "# syntax=docker/dockerfile:1\r\n"
+        f"ARG BASE={ECR}/library/python:3.12-slim\r\n"
+        f"FROM --platform=$BUILDPLATFORM {ECR}/library/node:20 AS build   # the builder\r\n"
+        f"COPY --from={ECR}/library/alpine /a /b\r\n"
+        "FROM $BASE\r\n"
+        "FROM $BASE AS again\r\n"
+        f"FROM {ECR}/library/python:3.12@sha256:" + "a" * 64 + "\r\n"
+    )
+    assert reasons == []
+
+
+def test_references_the_config_does_not_mirror_stay() -> None:
+    text = (
+        "FROM python:3.11\nFROM node:18\nFROM golang:1.22\nFROM quay.io/x/y:1\n"
+        "FROM redis@sha256:" + "b" * 64 + "\nFROM ${X}\n"
+    )
+    new, reasons = rewrite_dockerfile(text)
+    assert new == text
+    assert reasons == [
+        "1: tag 3.11 is not mirrored for python (its tags: 3.12-slim, 3.12)",
+        "2: tag 18 does not match the tag selector of node",
+        "3: library/golang is not in images.yaml; nothing mirrors it",
+        "5: pinned by digest alone; the config mirrors tags",
+    ]  # other registries and unresolved variables are not Docker Hub references
+
+
+def test_build_arg_mode() -> None:
+    text = "# syntax=docker/dockerfile:1\n\nARG BASE=python:3.12\nFROM $BASE\nFROM node:21\n"
+    new, _ = rewrite_dockerfile(text, build_arg=True)
+    assert new == (
+        "# syntax=docker/dockerfile:1\n\n"
+        f"{ARG_LINE}\n"
+        "ARG BASE=${MIRROR_REGISTRY}/library/python:3.12\n"
+        "FROM $BASE\n"
+        "FROM ${MIRROR_REGISTRY}/library/node:21\n"
+    )
+    again, reasons = rewrite_dockerfile(new, build_arg=True)
+    assert again == new and reasons == []  # done: the ARG is not added twice
+
+
+def test_variable_tag_keeps_its_variable() -> None:
+    new, _ = rewrite_dockerfile("ARG V=3.12\nFROM python:${V}\n")
+    assert new == f"ARG V=3.12\nFROM {ECR}/library/python:${{V}}\n"
+
+
+def test_yaml_rewrite_split_forms_and_comments() -> None:
+    text = (
+        "# values\nimage:\n  repository: bitnami/redis   # keep me\n  tag: 7.4.1\n"
+        "other:\n  image:\n    registry: docker.io\n    repository: bitnami/redis\n"
+        "    tag: 7.4.1\nplain:\n  image: 'alpine'\n"
+    )
+    found = scan_yaml("values.yaml", Kind.helm, text)
+    new = rewritten(text, plan_rewrite(CONFIG, found, host=HOST))
+    assert new == (
+        f"# values\nimage:\n  repository: {ECR}/bitnami/redis   # keep me\n  tag: 7.4.1\n"
+        f"other:\n  image:\n    registry: {HOST}\n    repository: dockerhub/bitnami/redis\n"
+        f"    tag: 7.4.1\nplain:\n  image: '{ECR}/library/alpine'\n"
+    )
+
+
+def test_yaml_needs_the_registry_host() -> None:
+    found = scan_yaml("compose.yaml", Kind.compose, "services:\n  a:\n    image: alpine\n")
+    (decision,) = plan_rewrite(CONFIG, found, host=None, build_arg=True)
+    assert decision.reason == "the ECR registry is not known" and not decision.edits
+
+
+# --- merging into the config --------------------------------------------------------------
+
+ORIGINAL = """\
+version: 1
+# what we mirror
+images:
+  - image: python   # the interpreter
+    tags: ["3.12-slim"]
+  - image: node
+    tags: {semver: ">=20,<23"}
+
+  # from bitnami
+  - image: bitnami/redis
+    tags:
+      - 7.4.1
+"""
+
+
+def test_merge_appends_and_extends_keeping_comments_and_order() -> None:
+    merged = merge_images(
+        ORIGINAL,
+        "images.yaml",
+        {
+            "library/python": ["3.12-slim", "3.13"],
+            "library/node": ["21", "18"],
+            "bitnami/redis": ["7.4.2"],
+            "library/alpine": ["3.19", "latest"],
+        },
+    )
+    assert merged.text == ORIGINAL.replace(
+        'tags: ["3.12-slim"]', "tags: [\"3.12-slim\", '3.13']"
+    ).replace("      - 7.4.1\n", "      - 7.4.1\n      - 7.4.2\n") + (
+        "  - image: alpine\n    tags: ['3.19', latest]\n"
+    )
+    assert merged.added_images == ["alpine"]
+    assert merged.added_tags == ["python:3.13", "bitnami/redis:7.4.2"]
+    assert merged.notes == [
+        "node:18: the entry's tag selector does not take it; change the selector to mirror it"
+    ]
+    parse_config(merged.text)  # still a valid config
+
+
+def test_merge_without_changes_keeps_the_text() -> None:
+    merged = merge_images(ORIGINAL, "images.yaml", {"library/python": ["3.12-slim"]})
+    assert merged.text == ORIGINAL and merged.added_images == merged.added_tags == []
+
+
+def test_merge_into_a_new_file() -> None:
+    merged = merge_images(None, "images.yaml", {"bitnami/redis": ["7.4.1"]})
+    assert merged.text == "version: 1\nimages:\n  - image: bitnami/redis\n    tags: [7.4.1]\n"
+
+
+def test_merge_refuses_a_bad_config() -> None:
+    with pytest.raises(ConfigError, match=r"^images.yaml: images\[0\]\.tagz"):
+        merge_images("version: 1\nimages:\n  - {image: python, tagz: [1]}\n", "images.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("repository", "name"),
+    [("library/python", "python"), ("bitnami/redis", "bitnami/redis"), ("a/b/c", "a/b/c")],
+)
+def test_short_name(repository: str, name: str) -> None:
+    assert short_name(repository) == name
