@@ -29,7 +29,7 @@ from typer.core import TyperGroup
 from mirror import __version__
 from mirror.config import DEFAULT_CONFIG_PATH
 from mirror.console import log_handler
-from mirror.errors import ConfigError, MirrorError
+from mirror.errors import ConfigError, MirrorError, unreachable
 from mirror.text import ERROR_LIMIT, known_secrets, printable, redact
 
 INTERRUPTED = 130
@@ -78,8 +78,9 @@ class _Commands(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own: --help, usage errors (exit 2), typer.Exit(code)
         except (Exception, KeyboardInterrupt) as exc:
-            _print_error(exc)
-            raise typer.Exit(exit_code_of(exc)) from None
+            error = unreachable(exc) or exc
+            _print_error(error)
+            raise typer.Exit(exit_code_of(error)) from None
 
 
 app = typer.Typer(
@@ -233,7 +234,10 @@ def sync_command(
         )
     except (Exception, KeyboardInterrupt) as exc:  # the run stopped before its report
         if output is OutputFormat.json:
-            write_error_json(error_text(exc), exit_code_of(exc), dry_run=dry_run, out=sys.stdout)
+            error = unreachable(exc) or exc
+            write_error_json(
+                error_text(error), exit_code_of(error), dry_run=dry_run, out=sys.stdout
+            )
         raise
     raise typer.Exit(code)
 

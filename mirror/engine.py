@@ -13,7 +13,7 @@ from typing import Protocol, Self
 import httpx
 
 from mirror.budget import PullBudget, TopInTarget
-from mirror.errors import MirrorError
+from mirror.errors import MirrorError, unreachable
 from mirror.manifests import Manifest
 from mirror.reference import Platform
 from mirror.registry.client import ManifestHead, RegistryClient
@@ -78,7 +78,7 @@ def failure_text(exc: Exception) -> str:
     expected (a bug, or a registry answer of a shape nobody foresaw), its type too, with
     anything that looks like a credential redacted (httpx quotes header values)."""
     if isinstance(exc, IMAGE_FAILURES):
-        return str(exc)
+        return str(unreachable(exc) or exc)
     log.debug("unexpected error", exc_info=True)
     said = redact(str(exc), known_secrets(os.environ))
     return f"internal error: {type(exc).__name__}: {said} (please report)"

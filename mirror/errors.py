@@ -8,6 +8,7 @@
     ├── UntrustedAnswerError    a registry's answer broke a rule (mirror.registry.errors)
     ├── BlobIntegrityError      a blob's bytes did not match its digest or size
     ├── CredentialsError        credentials could not be found or read
+    ├── UnreachableError        a registry could not be reached (connection, TLS, timeout)
     ├── StackError              CloudFormation refused or failed
     ├── EngineError             the Docker engine reported a failure
     ├── ManifestError           a manifest that cannot be read or is not what it claims
@@ -24,6 +25,8 @@ Messages are one line, name the file, field or image concerned, and never carry 
 
 from __future__ import annotations
 
+import sys
+
 
 class MirrorError(Exception):
     """An error `mirror` reports to its user as one line, with an exit code."""
@@ -39,6 +42,28 @@ class ConfigError(MirrorError):
 
 class CredentialsError(MirrorError):
     """Credentials were named but could not be obtained."""
+
+
+class UnreachableError(MirrorError):
+    """A registry could not be reached: refused, reset, timed out, or a TLS failure."""
+
+
+def unreachable(exc: BaseException) -> UnreachableError | None:
+    """A failure to connect or to hear back (after its retries) as one line naming the host;
+    None for anything else (a malformed request is a bug, and stays one).
+
+    httpx is looked up, not imported: `mirror uri` must not pay for importing it, and an
+    httpx exception cannot exist before httpx was imported."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None or not isinstance(
+        exc, httpx.NetworkError | httpx.TimeoutException | httpx.ProxyError
+    ):
+        return None
+    try:
+        host = exc.request.url.netloc.decode("ascii", "replace")
+    except RuntimeError:  # no request attached
+        return UnreachableError(f"cannot reach the registry: {exc or type(exc).__name__}")
+    return UnreachableError(f"cannot reach {host}: {exc or type(exc).__name__}")
 
 
 class StackError(MirrorError):

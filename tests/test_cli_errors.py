@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -247,3 +248,26 @@ def test_a_registry_message_in_the_terminal_table_has_no_markup_or_escapes(
     assert "mirror sync" in output and "┃" in output  # a rich table: the terminal path
     assert "\x1b[" in output  # rich styles its table on this terminal
     _check_shown(output)
+
+
+def test_an_unreachable_registry_is_one_line_naming_it(mirror: Mirror) -> None:
+    """A refused connection (a real one: a loopback port nothing listens on) is the user's
+    `error: cannot reach HOST`, exit 1, for every command: not an internal error."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    host = f"127.0.0.1:{closed.getsockname()[1]}"
+    try:
+        mirror.config([ALPINE])
+        source = {"registry": f"http://{host}", "allow_insecure_http": True}
+        mirror.world.write_config(mirror.config_path, [ALPINE], source=source)
+        quota = mirror.run("quota", "-c", str(mirror.config_path))
+        sync = mirror.run(*mirror.sync_args())
+    finally:
+        closed.close()
+    assert quota.code == 1, quota
+    assert quota.stderr.splitlines()[-1].startswith(f"mirror: error: cannot reach {host}: ")
+    assert "internal error" not in quota.stderr + sync.stderr
+    assert sync.code == 1, sync
+    [image] = sync.report["images"]
+    assert image["action"] == "failed"
+    assert image["error"].startswith(f"cannot reach {host}: ")
