@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from mirror.config_schema import (
     DOCKER_HUB_URL,
     ConfigFile,
+    OverTimeFile,
     StackFile,
     is_docker_hub,
     registry_url,
@@ -26,6 +27,7 @@ from mirror.config_schema import (
     validate_file,
 )
 from mirror.errors import ConfigError
+from mirror.pins import Pin, parse_tag_entry
 from mirror.reference import (
     InvalidReference,
     Platform,
@@ -44,6 +46,8 @@ __all__ = [
     "MAX_VALUES",
     "Config",
     "MirroredImage",
+    "OverTime",
+    "Pin",
     "StackFile",
     "TagSelector",
     "load_config",
@@ -63,6 +67,28 @@ class TagSelector:
 
 
 @dataclass(frozen=True)
+class OverTime:
+    """An entry's keys for the mirror over time, defaults merged (docs/over-time.md)."""
+
+    prune: bool = False  # delete the tags this tool wrote that the entry no longer selects
+    keep: int = 0  # ... but keep the N most recently written of them
+    keep_days: int | None = None  # ... and those written in the last N days
+    keep_previous: int = 0  # backups kept of a tag's previous image when it moves
+
+    @classmethod
+    def merged(cls, entry: OverTimeFile, defaults: OverTimeFile) -> OverTime:
+        """The entry's value of each key, else the defaults', else the documented default."""
+        return cls(
+            prune=entry.prune if entry.prune is not None else bool(defaults.prune),
+            keep=entry.keep if entry.keep is not None else defaults.keep or 0,
+            keep_days=entry.keep_days if entry.keep_days is not None else defaults.keep_days,
+            keep_previous=entry.keep_previous
+            if entry.keep_previous is not None
+            else defaults.keep_previous or 0,
+        )
+
+
+@dataclass(frozen=True)
 class MirroredImage:
     """One `images:` entry, defaults merged and names resolved."""
 
@@ -71,6 +97,8 @@ class MirroredImage:
     target_repository: str  # in ECR, e.g. `dockerhub/library/python`
     tags: tuple[str, ...] | TagSelector
     platforms: tuple[Platform, ...] | None  # None: every platform the source has
+    pins: tuple[Pin, ...] = ()  # `tags:` entries naming a digest (`tags` holds the others)
+    over_time: OverTime = OverTime()
 
 
 @dataclass(frozen=True)
@@ -108,8 +136,11 @@ def _resolve(model: ConfigFile, path: str) -> Config:
     for entry in model.images:
         platforms = entry.platforms if entry.platforms is not None else model.defaults.platforms
         tags: tuple[str, ...] | TagSelector
+        pins: list[Pin] = []
         if isinstance(entry.tags, list):
-            tags = tuple(entry.tags)
+            entries = [parse_tag_entry(text) for text in entry.tags]
+            pins = [e for e in entries if isinstance(e, Pin)]
+            tags = tuple(e for e in entries if isinstance(e, str))
         else:
             tags = TagSelector(
                 entry.tags.match, entry.tags.semver, entry.tags.latest, entry.tags.exclude
@@ -124,6 +155,8 @@ def _resolve(model: ConfigFile, path: str) -> Config:
                 platforms=None
                 if platforms == "all"
                 else tuple(parse_platform(p) for p in platforms),
+                pins=tuple(pins),
+                over_time=OverTime.merged(entry, model.defaults),
             )
         )
     source_url = registry_url(model.source.registry)

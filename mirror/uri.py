@@ -32,16 +32,16 @@ def _source_hosts(config: Config) -> set[str]:
 
 
 def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
-    """The config entry that mirrors `IMAGE[:TAG]`, and the tag (`latest` when none).
+    """The config entry that mirrors `IMAGE[:TAG]` or `IMAGE@DIGEST`, and the reference in
+    ECR: the tag (`latest` when none), or the digest when the entry pins it.
 
-    Refused, with one line naming the image: digests (use --digest), other registries,
-    images not in the config (nothing mirrors them), and tags the entry never selects."""
+    Refused, with one line naming the image: digests the entry does not pin (use --digest),
+    other registries, images not in the config (nothing mirrors them), and tags the entry
+    never selects."""
     try:
         ref = parse_reference(text)
     except InvalidReference as exc:
         raise ConfigError(f"{text}: {exc}") from None
-    if ref.digest:
-        raise ConfigError(f"{text}: give IMAGE[:TAG]; --digest prints the digest reference")
     if ref.registry not in _source_hosts(config):
         raise ConfigError(
             f"{text}: not from the source registry ({config.source.written}); nothing mirrors it"
@@ -49,7 +49,16 @@ def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
     image = next((i for i in config.images if i.repository == ref.repository), None)
     if image is None:
         raise ConfigError(f"{text}: {ref.repository} is not in {config.path}; nothing mirrors it")
+    if ref.digest:
+        if any(pin.digest == ref.digest for pin in image.pins):
+            return image, ref.digest
+        raise ConfigError(
+            f"{text}: {image.name} pins no such digest; give IMAGE[:TAG], and --digest prints"
+            " the digest reference"
+        )
     tag = ref.tag or DEFAULT_TAG
+    if any(pin.tag == tag for pin in image.pins):
+        return image, tag
     if isinstance(image.tags, tuple):
         if tag not in image.tags:
             raise ConfigError(

@@ -2,16 +2,16 @@
 
     cli, __main__                         the command line
     commands.*                            a function per command
-    sync, survey, report                  a run: plan, copy, report
+    sync, survey, report, over_time       a run: plan, copy, report, backups and pruning
     engine, copy, blobs, engine_docker,   the copy engines, the stack of repositories
       docker_sdk, docker_copier, stack*
-    budget, plan, template, uri           pure decisions over what the registries said
+    budget, plan, template, uri, ledger   pure decisions over what the registries said
     registry.*, registries, ecr, aws,     talking to registries, AWS and credential stores
       credentials, credential_helpers,
       docker_config
     config*                               the config file (pure)
     errors, text, console, reference,     pure building blocks (and the package's version)
-      manifests, singleflight
+      manifests, singleflight, pins
 
 Every module of `mirror/` must be placed here (a new module needs a line below), and every
 `import mirror...` in it, lazy ones inside functions too, is checked.
@@ -32,7 +32,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # "": the package's face, mirror/__init__.py (its version, nothing imported)
     (
         "building blocks",
-        ("", "errors", "text", "console", "reference", "versions", "manifests", "singleflight"),
+        (
+            "",
+            "errors",
+            "text",
+            "console",
+            "reference",
+            "versions",
+            "manifests",
+            "singleflight",
+            "pins",
+        ),
     ),
     ("config", ("config", "config_*", "yamlfile")),
     (
@@ -48,9 +58,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "docker_config",
         ),
     ),
-    ("decisions", ("budget", "plan", "template", "uri")),
+    ("decisions", ("budget", "plan", "template", "uri", "ledger")),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report")),
+    ("a run", ("sync", "survey", "report", "over_time")),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]
