@@ -49,7 +49,7 @@ def ledger_manifest(ledger: Ledger) -> Manifest:
     """The ledger as the manifest stored under LEDGER_TAG (sorted: the same ledger, the same
     bytes, so an unchanged ledger is never rewritten)."""
     entries = {
-        tag: [written.digest, written.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+        tag: [written.digest, written.at.astimezone(UTC).isoformat(timespec="microseconds")]
         for tag, written in sorted(ledger.items())
     }
     document = {

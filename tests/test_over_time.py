@@ -203,21 +203,22 @@ def test_a_dropped_tag_is_pruned_only_with_prune_and_never_a_hand_pushed_tag(
     assert ecr_digest(world, image, "hand-made") == digests["1.1"]
 
 
-def test_keep_and_a_hand_re_pushed_tag_are_not_pruned(mirror: Mirror, tmp_path: Path) -> None:
+def test_keep_keeps_the_newest_written_and_a_hand_re_pushed_tag_stays(
+    mirror: Mirror, tmp_path: Path
+) -> None:
     world = mirror.world
     image = "overtime/keep"
     digests = push_versions(world, tmp_path / "a", image, ["2.0", "2.1", "2.2", "2.3"])
-    mirror.config([{"image": image, "tags": ["2.0", "2.1", "2.2", "2.3"]}])
+    mirror.config([{"image": image, "tags": ["2.0", "2.1", "2.3"]}])
     assert mirror.sync().code == 0
+    mirror.config([{"image": image, "tags": ["2.2", "2.3"]}], create=False)
+    assert mirror.sync().code == 0  # 2.2 written after 2.0
     hand_push(world, image, "2.1", digests["2.3"])  # re-pushed by hand: no longer the tool's
     mirror.config([{"image": image, "tags": ["2.3"], "prune": True, "keep": 1}], create=False)
     run = mirror.sync()
     assert run.code == 0, run
-    # 2.0, 2.2 are the tool's; keep: 1 keeps the most recently written of them (one of the
-    # two, written in one run: the later in the ledger's order of time, or either)
-    pruned = {tag_of(e["target"]) for e in entries(run.report, "pruned")}
-    assert len(pruned) == 1 and pruned < {"2.0", "2.2"}
-    assert "2.1" in ecr_tags(world, image)
+    assert [tag_of(e["target"]) for e in entries(run.report, "pruned")] == ["2.0"]
+    assert ecr_tags(world, image) == {"2.1", "2.2", "2.3", "_mirror-ledger"}
 
 
 # --- a run with failures or deferred work prunes nothing -----------------------------------
