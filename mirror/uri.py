@@ -63,7 +63,7 @@ def mirror_uri(config: Config, text: str) -> tuple[MirroredImage, str]:
         if tag not in image.tags:
             raise ConfigError(
                 f"{text}: tag {tag} is not mirrored for {image.name}"
-                f" (its tags: {', '.join(image.tags)})"
+                f" (its tags: {', '.join([*image.tags, *map(str, image.pins)])})"
             )
     elif not select_tags([tag], image.tags):
         raise ConfigError(f"{text}: tag {tag} does not match the tag selector of {image.name}")
