@@ -75,6 +75,12 @@ class OverTime:
     keep_days: int | None = None  # ... and those written in the last N days
     keep_previous: int = 0  # backups kept of a tag's previous image when it moves
 
+    @property
+    def keeps_ledger(self) -> bool:
+        """Whether the tags written for the entry are recorded (only an entry that prunes or
+        keeps backups needs the record, so nothing else gets the ledger's tag)."""
+        return self.prune or self.keep_previous > 0
+
     @classmethod
     def merged(cls, entry: OverTimeFile, defaults: OverTimeFile) -> OverTime:
         """The entry's value of each key, else the defaults', else the documented default."""

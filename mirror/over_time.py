@@ -104,8 +104,7 @@ class OverTime:
         gone: list[Pruned] = []
         for image in images:
             repository = image.target_repository
-            rules = image.over_time
-            wants_pruning = prune and (rules.prune or rules.keep_previous > 0)
+            wants_pruning = prune and image.over_time.keeps_ledger
             if repository not in selections or not (repository in self._written or wants_pruning):
                 continue
             try:

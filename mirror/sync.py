@@ -121,8 +121,12 @@ def execute(
         for follower in followers.get(id(planned), []):
             results.append(follow(follower, result, outcome))
         for done_result in results:
-            if done_result.action is Action.COPIED and done_result.digest:
-                target = done_result.planned
+            target = done_result.planned
+            if (
+                done_result.action is Action.COPIED
+                and done_result.digest
+                and target.image.over_time.keeps_ledger
+            ):
                 over_time.record(target.image.target_repository, target.tag, done_result.digest)
         if options.fail_fast and any(r.action is Action.FAILED for r in results):
             stop.set()

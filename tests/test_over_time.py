@@ -171,7 +171,7 @@ def test_a_dropped_tag_is_pruned_only_with_prune_and_never_a_hand_pushed_tag(
     image = "overtime/select"
     digests = push_versions(world, tmp_path / "a", image, ["1.0", "1.1", "1.2"])
     entry: dict[str, Any] = {"image": image, "tags": {"latest": 2}}
-    mirror.config([entry])
+    mirror.config([{**entry, "prune": True}])  # the tags written are recorded from the start
     run = mirror.sync()
     assert run.code == 0, run
     assert ecr_tags(world, image) == {"1.1", "1.2", "_mirror-ledger"}
@@ -179,7 +179,8 @@ def test_a_dropped_tag_is_pruned_only_with_prune_and_never_a_hand_pushed_tag(
     hand_push(world, image, "1.0", digests["1.1"])  # a tag the selector dropped long ago
 
     digests |= push_versions(world, tmp_path / "b", image, ["1.3"])  # 1.1 falls out
-    run = mirror.sync()  # prune is off by default
+    mirror.config([entry], create=False)  # prune is off by default
+    run = mirror.sync()
     assert run.code == 0, run
     assert {e["action"] for e in run.report["images"]} == {"copied", "up-to-date"}
     assert ecr_tags(world, image) == {"1.0", "1.1", "1.2", "1.3", "hand-made", "_mirror-ledger"}
@@ -209,9 +210,9 @@ def test_keep_keeps_the_newest_written_and_a_hand_re_pushed_tag_stays(
     world = mirror.world
     image = "overtime/keep"
     digests = push_versions(world, tmp_path / "a", image, ["2.0", "2.1", "2.2", "2.3"])
-    mirror.config([{"image": image, "tags": ["2.0", "2.1", "2.3"]}])
+    mirror.config([{"image": image, "tags": ["2.0", "2.1", "2.3"], "keep_previous": 1}])
     assert mirror.sync().code == 0
-    mirror.config([{"image": image, "tags": ["2.2", "2.3"]}], create=False)
+    mirror.config([{"image": image, "tags": ["2.2", "2.3"], "keep_previous": 1}], create=False)
     assert mirror.sync().code == 0  # 2.2 written after 2.0
     hand_push(world, image, "2.1", digests["2.3"])  # re-pushed by hand: no longer the tool's
     mirror.config([{"image": image, "tags": ["2.3"], "prune": True, "keep": 1}], create=False)
@@ -228,7 +229,7 @@ def test_a_failed_run_prunes_nothing(mirror: Mirror, tmp_path: Path) -> None:
     world = mirror.world
     image = "overtime/failing"
     push_versions(world, tmp_path, image, ["3.0", "3.1"])
-    mirror.config([{"image": image, "tags": ["3.0", "3.1"]}])
+    mirror.config([{"image": image, "tags": ["3.0", "3.1"], "prune": True}])
     assert mirror.sync().code == 0
     mirror.config(
         [
@@ -251,7 +252,7 @@ def test_a_deferred_run_prunes_nothing(mirror: Mirror, tmp_path: Path) -> None:
     world = mirror.world
     image = "overtime/deferred"
     push_versions(world, tmp_path, image, ["4.0", "4.1"])
-    mirror.config([{"image": image, "tags": ["4.0"]}])
+    mirror.config([{"image": image, "tags": ["4.0"], "prune": True}])
     assert mirror.sync().code == 0
     # 4.1 needs a pull and the reserve leaves none: deferred, and 4.0 stays
     mirror.config([{"image": image, "tags": ["4.1"], "prune": True}], reserve=1000, create=False)
