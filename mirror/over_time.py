@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from mirror.config import MirroredImage
 from mirror.copy import write_tag
+from mirror.engine import failure_text
 from mirror.ledger import (
     EMPTY_BLOB,
     EMPTY_DIGEST,
@@ -112,7 +113,8 @@ class OverTime:
                     image, selections[repository], wants_pruning, dry_run, owns
                 )
             except Exception as exc:  # that repository's failure, reported on its ledger
-                gone.append(Pruned(image, LEDGER_TAG, "", f"keeping the ledger: {exc}"))
+                why = f"keeping the ledger: {failure_text(exc)}"
+                gone.append(Pruned(image, LEDGER_TAG, "", why))
         return gone
 
     def _settle_one(
@@ -157,7 +159,8 @@ class OverTime:
         try:
             self._retry.call(lambda: self._target.delete_tag(repository, pruned.tag))
         except Exception as exc:  # that tag's failure, reported on it
-            return Pruned(pruned.image, pruned.tag, pruned.digest, f"deleting the tag: {exc}")
+            why = f"deleting the tag: {failure_text(exc)}"
+            return Pruned(pruned.image, pruned.tag, pruned.digest, why)
         return pruned
 
     def _read(self, repository: str) -> Ledger | None:
