@@ -21,6 +21,7 @@ from mirror.config_schedule import ScheduleFile
 from mirror.config_schema import (
     DOCKER_HUB_URL,
     ConfigFile,
+    OverTimeFile,
     StackFile,
     is_docker_hub,
     registry_url,
@@ -28,6 +29,7 @@ from mirror.config_schema import (
     validate_file,
 )
 from mirror.errors import ConfigError
+from mirror.pins import Pin, parse_tag_entry
 from mirror.reference import (
     InvalidReference,
     Platform,
@@ -46,6 +48,8 @@ __all__ = [
     "MAX_VALUES",
     "Config",
     "MirroredImage",
+    "OverTime",
+    "Pin",
     "ScheduleFile",
     "StackFile",
     "TagSelector",
@@ -66,6 +70,34 @@ class TagSelector:
 
 
 @dataclass(frozen=True)
+class OverTime:
+    """An entry's keys for the mirror over time, defaults merged (docs/over-time.md)."""
+
+    prune: bool = False  # delete the tags this tool wrote that the entry no longer selects
+    keep: int = 0  # ... but keep the N most recently written of them
+    keep_days: int | None = None  # ... and those written in the last N days
+    keep_previous: int = 0  # backups kept of a tag's previous image when it moves
+
+    @property
+    def keeps_ledger(self) -> bool:
+        """Whether the tags written for the entry are recorded (only an entry that prunes or
+        keeps backups needs the record, so nothing else gets the ledger's tag)."""
+        return self.prune or self.keep_previous > 0
+
+    @classmethod
+    def merged(cls, entry: OverTimeFile, defaults: OverTimeFile) -> OverTime:
+        """The entry's value of each key, else the defaults', else the documented default."""
+        return cls(
+            prune=entry.prune if entry.prune is not None else bool(defaults.prune),
+            keep=entry.keep if entry.keep is not None else defaults.keep or 0,
+            keep_days=entry.keep_days if entry.keep_days is not None else defaults.keep_days,
+            keep_previous=entry.keep_previous
+            if entry.keep_previous is not None
+            else defaults.keep_previous or 0,
+        )
+
+
+@dataclass(frozen=True)
 class MirroredImage:
     """One `images:` entry, defaults merged and names resolved."""
 
@@ -74,6 +106,8 @@ class MirroredImage:
     target_repository: str  # in ECR, e.g. `dockerhub/library/python`
     tags: tuple[str, ...] | TagSelector
     platforms: tuple[Platform, ...] | None  # None: every platform the source has
+    pins: tuple[Pin, ...] = ()  # `tags:` entries naming a digest (`tags` holds the others)
+    over_time: OverTime = OverTime()
 
 
 @dataclass(frozen=True)
@@ -112,8 +146,11 @@ def _resolve(model: ConfigFile, path: str) -> Config:
     for entry in model.images:
         platforms = entry.platforms if entry.platforms is not None else model.defaults.platforms
         tags: tuple[str, ...] | TagSelector
+        pins: list[Pin] = []
         if isinstance(entry.tags, list):
-            tags = tuple(entry.tags)
+            entries = [parse_tag_entry(text) for text in entry.tags]
+            pins = [e for e in entries if isinstance(e, Pin)]
+            tags = tuple(e for e in entries if isinstance(e, str))
         else:
             tags = TagSelector(
                 entry.tags.match, entry.tags.semver, entry.tags.latest, entry.tags.exclude
@@ -128,6 +165,8 @@ def _resolve(model: ConfigFile, path: str) -> Config:
                 platforms=None
                 if platforms == "all"
                 else tuple(parse_platform(p) for p in platforms),
+                pins=tuple(pins),
+                over_time=OverTime.merged(entry, model.defaults),
             )
         )
     source_url = registry_url(model.source.registry)

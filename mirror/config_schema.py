@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     StrictBool,
+    StrictInt,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -30,6 +31,7 @@ from pydantic import (
 from mirror.config_access import StackAccessFile
 from mirror.config_schedule import ScheduleFile
 from mirror.errors import ConfigError
+from mirror.pins import Pin, parse_tag_entry
 from mirror.reference import (
     DOCKER_HUB,
     DOCKER_HUB_ALIASES,
@@ -40,7 +42,6 @@ from mirror.reference import (
     parse_platform,
     split_registry,
     validate_repository,
-    validate_tag,
 )
 from mirror.versions import VersionRange
 from mirror.yamlfile import DataPath, YamlDocument
@@ -112,7 +113,19 @@ TagsField = Annotated[
 ]
 
 
-class ImageFile(_Strict):
+class OverTimeFile(_Strict):
+    """The mirror over time (docs/over-time.md), per image or in `defaults`: prune the tags
+    the entry no longer selects (keeping the `keep` newest, and those written in the last
+    `keep_days`), and keep `keep_previous` backups of a tag's image when it moves.
+    None: not said here (an image takes `defaults`, which take the documented default)."""
+
+    prune: StrictBool | None = None
+    keep: Annotated[StrictInt, Field(ge=0)] | None = None
+    keep_days: Annotated[StrictInt, Field(ge=0, le=36500)] | None = None
+    keep_previous: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+
+
+class ImageFile(OverTimeFile):
     image: str
     tags: TagsField
     platforms: PlatformsField | None = None
@@ -121,9 +134,7 @@ class ImageFile(_Strict):
     @classmethod
     def _image_is_a_repository(cls, value: str) -> str:
         if "@" in value or ":" in value.rpartition("/")[2]:
-            raise ValueError(
-                f"{value!r}: give the repository only; tags go in `tags:`, digests are not mirrored"
-            )
+            raise ValueError(f"{value!r}: give the repository only; tags and digests go in `tags:`")
         registry, path = split_registry(value)
         if registry != DOCKER_HUB:
             raise ValueError(
@@ -138,9 +149,9 @@ class ImageFile(_Strict):
         if isinstance(value, list):
             if not value:
                 raise ValueError("the tag list is empty: list tags or use a selector")
-            for tag in value:
-                validate_tag(tag)
-            if len(set(value)) != len(value):
+            entries = [parse_tag_entry(tag) for tag in value]  # InvalidReference: its words
+            named = [e.reference if isinstance(e, Pin) else e for e in entries]
+            if len(set(named)) != len(named):
                 raise ValueError("the tag list names a tag twice")
         return value
 
@@ -214,7 +225,7 @@ class StackFile(StackAccessFile):
     encryption: Literal["AES256", "KMS"] = "AES256"
 
 
-class DefaultsFile(_Strict):
+class DefaultsFile(OverTimeFile):
     platforms: PlatformsField = "all"
 
     @field_validator("platforms")

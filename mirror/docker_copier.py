@@ -168,6 +168,11 @@ class DockerEngineCopier:
     def copy(self, request: CopyRequest) -> CopyOutcome:
         """Pull, tag, push one tag. Raises CopyError for an entry this engine refuses (before
         anything is spent), else CopyFailed: deferred by the budget, or a failure."""
+        if request.tag.startswith("sha256:"):
+            raise CopyError(
+                "a digest pinned with no tag needs --engine registry: the Docker engine"
+                " re-compresses layers, so the digest would not be the one pinned"
+            )
         platform = entry_platform(request.platforms, self.platform)
         index = _is_index(request.source)
         source_ref = f"{self._source_host}/{request.source_repository}@{request.source.digest}"

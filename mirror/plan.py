@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mirror.budget import Estimate, TopInTarget, estimate
-from mirror.config import MirroredImage
+from mirror.config import MirroredImage, Pin
 from mirror.errors import ConfigError
+from mirror.reference import Platform
 from mirror.registry.client import ManifestHead
 
 
@@ -28,6 +29,10 @@ class Action(StrEnum):
     DEFERRED = "deferred"
     MISSING = "missing"
     FAILED = "failed"
+    # the mirror over time (mirror.over_time): not copies, extra lines of the report
+    BACKED_UP = "backed-up"  # a moved tag's previous image, kept under a backup tag
+    PRUNED = "pruned"  # a tag the entry no longer selects, deleted
+    WOULD_PRUNE = "would-prune"  # dry run
 
 
 @dataclass(frozen=True)
@@ -121,20 +126,32 @@ class PlannedTag:
     previous_children: int | None = None  # dry run: manifests of the index the ECR tag names
     same_as: PlannedTag | None = None  # an earlier tag of the same image in the same repository
     estimate: Estimate | None = None  # dry run: what the copy should spend
+    pin: Pin | None = None  # a pinned digest: `tag` is its tag, or the digest itself
+    note: str | None = None  # what the report says besides (a pinned tag that moved on)
 
     @property
     def label(self) -> str:
+        if self.pin is not None:
+            return f"{self.image.repository}@{self.pin.digest}"
         return f"{self.image.repository}:{self.tag}"
+
+    @property
+    def platforms(self) -> tuple[Platform, ...] | None:
+        """The platforms to copy: a bare pinned digest is copied whole, or it would not be
+        that digest."""
+        if self.pin is not None and self.pin.tag is None:
+            return None
+        return self.image.platforms
 
 
 def group_copies(plan: list[PlannedTag]) -> None:
     """Mark each tag to copy whose source digest an earlier tag (in config order) of the
     same target repository copies already: it is written from that copy, for no pull."""
-    first: dict[tuple[str, str], PlannedTag] = {}
+    first: dict[tuple[str, str, tuple[Platform, ...] | None], PlannedTag] = {}
     for planned in plan:
         if planned.action is not Action.WOULD_COPY or planned.source is None:
             continue
-        key = (planned.image.target_repository, planned.source.digest)
+        key = (planned.image.target_repository, planned.source.digest, planned.platforms)
         leader = first.setdefault(key, planned)
         planned.same_as = leader if leader is not planned else None
 
@@ -155,7 +172,7 @@ def forecast(plan: list[PlannedTag], available: int | None) -> None:
             if leader.action is Action.DEFERRED:
                 planned.action, planned.error = Action.DEFERRED, f"same image as {leader.label}"
             continue
-        platforms = planned.image.platforms
+        platforms = planned.platforms
         planned.estimate = guess = estimate(
             planned.source.media_type,
             platform_count=None if platforms is None else len(platforms),

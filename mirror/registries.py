@@ -52,10 +52,16 @@ def open_registries(
         http.close()
 
 
-def references(registries: Registries, image: MirroredImage, tag: str) -> tuple[str, str]:
+def references(
+    registries: Registries, image: MirroredImage, tag: str, *, pinned: str | None = None
+) -> tuple[str, str]:
+    """The source and ECR references of `tag` (a digest is written `@sha256:...`); `pinned`:
+    the digest the source reference names instead of the tag."""
+    at = "@" if tag.startswith("sha256:") else ":"
+    source = f"@{pinned}" if pinned else f"{at}{tag}"
     return (
-        f"{registries.source_name}/{image.repository}:{tag}",
-        f"{registries.target_name}/{image.target_repository}:{tag}",
+        f"{registries.source_name}/{image.repository}{source}",
+        f"{registries.target_name}/{image.target_repository}{at}{tag}",
     )
 
 

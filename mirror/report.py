@@ -51,6 +51,7 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
             "estimate": _basis(r),
             "seconds": r.seconds,
             "error": r.error,
+            "note": r.note,
         }
         for r in report.results
     ]
@@ -66,6 +67,9 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
             "deferred": report.count(Action.DEFERRED),
             "missing": report.count(Action.MISSING),
             "failed": report.count(Action.FAILED),
+            "backed_up": report.count(Action.BACKED_UP),
+            "pruned": report.count(Action.PRUNED),
+            "would_prune": report.count(Action.WOULD_PRUNE),
             "bytes": sum(r.bytes for r in report.results),
             "pulls": sum(r.pulls for r in report.results),
             "minimum_pulls": report.minimum_pulls,
@@ -136,12 +140,12 @@ def write_table(report: SyncReport, out: TextIO) -> None:
                 r.action.value,
                 _pulls(r),
                 _size(r.bytes),
-                Text(printable(r.error or (r.digest or "")[:19])),
+                Text(printable(r.error or (r.digest or "")[:19]) + _note(r)),
             )
         console.print(table)
     else:
         for r in report.results:
-            detail = printable(r.error or r.digest or "")
+            detail = printable(r.error or r.digest or "") + _note(r)
             out.write(
                 f"{r.action.value:<10} {printable(r.source_ref)} -> {printable(r.target_ref)}"
                 f"  pulls={_pulls(r)} bytes={r.bytes} {detail}\n"
@@ -155,7 +159,9 @@ def write_table(report: SyncReport, out: TextIO) -> None:
             if report.dry_run
             else ""
         )
-        + f"deferred {totals['deferred']}, missing {totals['missing']}, failed {totals['failed']}; "
+        + f"deferred {totals['deferred']}, missing {totals['missing']}, failed {totals['failed']}"
+        + _over_time(totals, dry_run=report.dry_run)
+        + "; "
         + (
             ""
             if report.dry_run
@@ -167,6 +173,20 @@ def write_table(report: SyncReport, out: TextIO) -> None:
     if ratelimit:
         summary += f"; Docker Hub quota {ratelimit['remaining']}/{ratelimit['limit']} left"
     out.write(summary + "\n")
+
+
+def _note(result: TagResult) -> str:
+    return f" ({printable(result.note)})" if result.note else ""
+
+
+def _over_time(totals: dict[str, int], *, dry_run: bool) -> str:
+    """The summary's words for backups and pruning, when there were any."""
+    words = [f"backed up {totals['backed_up']}"] if totals["backed_up"] else []
+    if dry_run and totals["would_prune"]:
+        words.append(f"would prune {totals['would_prune']}")
+    elif totals["pruned"]:
+        words.append(f"pruned {totals['pruned']}")
+    return "".join(f", {word}" for word in words)
 
 
 def _guessed(report: SyncReport) -> bool:

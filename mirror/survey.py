@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from mirror.budget import TopInTarget
-from mirror.config import Config, MirroredImage
+from mirror.config import Config, MirroredImage, Pin
 from mirror.engine import UpToDate, failure_text
 from mirror.manifests import INDEX_TYPES
 from mirror.plan import Action, PlannedTag, SyncOptions, may_select, selected
@@ -42,14 +42,16 @@ def plan_sync(
     options: SyncOptions,
     *,
     retry: RetryPolicy,
-) -> tuple[list[PlannedTag], RateLimit | None]:
-    """Classify every selected tag with HEADs only (`up_to_date`: the engine's check).
-    Spends no pull."""
+) -> tuple[list[PlannedTag], RateLimit | None, dict[str, frozenset[str]]]:
+    """Classify every selected tag and pinned digest with HEADs only (`up_to_date`: the
+    engine's check), and tell what each listed entry selects (for pruning). Spends no pull."""
     source, target = registries.source, registries.target
     shard = options.shard
     # ECR repository -> its tags, or why they could not be listed (NAME_UNKNOWN: it is missing)
     in_target: dict[str, set[str] | Exception] = {}
     where: SingleFlight[tuple[str, str], TopInTarget] = SingleFlight()
+    # ECR repository -> every tag its entry selects (before --only and --shard): what stays
+    selections: dict[str, frozenset[str]] = {}
 
     def target_tags(repository: str) -> set[str] | Exception:
         """The tags ECR's repository has: one paged listing, free, that tells whether the
@@ -69,21 +71,31 @@ def plan_sync(
             return [
                 PlannedTag(image, "*", Action.FAILED, error=f"listing tags: {failure_text(exc)}")
             ]
-        if not tags:  # one shard reports it
+        selections[image.target_repository] = frozenset(tags) | {
+            pin.tag for pin in image.pins if pin.tag
+        }
+        pinned = [PlannedTag(image, p.reference, Action.WOULD_COPY, pin=p) for p in image.pins]
+        if not tags and not pinned:  # one shard reports it
             if shard is None or shard.owns(image.target_repository, "*"):
                 return [PlannedTag(image, "*", Action.MISSING, error="no tag matches the selector")]
             return []
         return [
-            PlannedTag(image, tag, Action.WOULD_COPY)
-            for tag in tags
-            if selected(image, tag, options.only)
-            and (shard is None or shard.owns(image.target_repository, tag))
+            planned
+            for planned in [PlannedTag(image, tag, Action.WOULD_COPY) for tag in tags] + pinned
+            if selected(image, planned.tag, options.only)
+            and (shard is None or shard.owns(image.target_repository, planned.tag))
         ]
 
     seen: list[RateLimit] = []
 
     def classify(planned: PlannedTag) -> None:
         if planned.action is not Action.WOULD_COPY:
+            return
+        if planned.pin is not None:
+            try:
+                classify_pin(planned, planned.pin)
+            except Exception as exc:  # that pin's failure, whatever it is
+                planned.action, planned.error = Action.FAILED, failure_text(exc)
             return
         image, tag = planned.image, planned.tag
         try:
@@ -120,6 +132,43 @@ def plan_sync(
         )
         return True
 
+    def classify_pin(planned: PlannedTag, pin: Pin) -> None:
+        """A pinned digest: up to date when ECR holds it (by digest, or under its tag), with
+        no source request but the free HEAD that tells whether a pinned tag moved on."""
+        image = planned.image
+        repository = image.target_repository
+        if pin.tag is not None:
+            planned.note = moved_on(image.repository, pin.tag, pin.digest)
+        if pin.tag is None:
+            held_head = retry.call(lambda: target.head_manifest(repository, pin.digest))
+            mirrored = held_head.digest if held_head else None
+        elif tagged_in_target(planned):
+            pinned = ManifestHead(pin.digest, "", 0, None)
+            mirrored = up_to_date(repository, pin.tag, pinned, planned.platforms)
+        else:
+            mirrored = None
+        if mirrored is not None:
+            planned.action, planned.target_digest = Action.UP_TO_DATE, mirrored
+            return
+        head = retry.call(lambda: source.head_manifest(image.repository, pin.digest))
+        if head is None:
+            planned.action = Action.MISSING
+            planned.error = f"the pinned digest {pin.digest} is no longer at the source"
+            return
+        planned.source = head
+        if head.ratelimit is not None:
+            seen.append(head.ratelimit)
+        find_in_target(planned)
+
+    def moved_on(repository: str, tag: str, digest: str) -> str | None:
+        """What the report says when the source's tag no longer names the pinned digest."""
+        head = retry.call(lambda: source.head_manifest(repository, tag))
+        if head is None:
+            return f"the source has no tag {tag} any more"
+        if head.digest != digest:
+            return f"the source tag {tag} has moved on to {head.digest}"
+        return None
+
     def tagged_in_target(planned: PlannedTag) -> bool:
         known = in_target.get(planned.image.target_repository)
         return not isinstance(known, set) or planned.tag in known
@@ -136,7 +185,7 @@ def plan_sync(
         if (
             head.media_type in INDEX_TYPES
             and options.dry_run
-            and planned.image.platforms is None
+            and planned.platforms is None
             and tagged_in_target(planned)
         ):
             planned.previous_children = previous_children(repository, planned.tag)
@@ -181,4 +230,4 @@ def plan_sync(
             planned.action, planned.error = Action.FAILED, problem
     # the smallest `remaining` is the latest word: HEADs ran concurrently
     ratelimit = min(seen, key=lambda r: r.remaining) if seen else None
-    return pairs, ratelimit
+    return pairs, ratelimit, selections

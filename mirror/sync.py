@@ -25,6 +25,7 @@ from mirror.config import Config
 from mirror.copy import Copier, write_tag
 from mirror.engine import (
     CopyEngine,
+    CopyError,
     CopyFailed,
     CopyOutcome,
     CopyRequest,
@@ -32,7 +33,8 @@ from mirror.engine import (
     Progress,
     failure_text,
 )
-from mirror.plan import Action, PlannedTag, SyncOptions, forecast, group_copies
+from mirror.over_time import OverTime, Pruned
+from mirror.plan import Action, PlannedTag, SyncOptions, forecast, group_copies, selected
 from mirror.registries import Registries, references
 from mirror.registry.client import RateLimit
 from mirror.registry.errors import QuotaExhaustedError
@@ -53,6 +55,7 @@ class TagResult:
     pulls: int = 0
     seconds: float = 0.0
     error: str | None = None
+    note: str | None = None  # besides the action: a pinned tag the source has moved on
 
 
 @dataclass
@@ -83,19 +86,28 @@ def execute(
     options: SyncOptions,
     *,
     retry: RetryPolicy,
+    over_time: OverTime,
     on_result: Callable[[TagResult], None] = lambda result: None,
 ) -> list[TagResult]:
     """Copy what the plan says: one copy per source digest and repository, in config order,
-    each on its own thread; the other tags of that digest are written from it at once."""
+    each on its own thread; the other tags of that digest are written from it at once.
+    Every tag written is recorded in `over_time`'s ledger; a tag about to be re-pointed has
+    its image backed up first (`keep_previous`). Returns a result per planned tag, then one
+    per backup."""
     stop = threading.Event()  # --fail-fast: set by the first failure, seen by every worker
     followers: dict[int, list[PlannedTag]] = {}
     for planned in plan:
         if planned.same_as is not None:
             followers.setdefault(id(planned.same_as), []).append(planned)
 
+    backups: list[TagResult] = []
+
     def result_of(planned: PlannedTag) -> TagResult:
-        source_ref, target_ref = references(registries, planned.image, planned.tag)
-        result = TagResult(planned, planned.action, source_ref, target_ref, error=planned.error)
+        pinned = planned.pin.digest if planned.pin else None
+        source_ref, target_ref = references(registries, planned.image, planned.tag, pinned=pinned)
+        result = TagResult(
+            planned, planned.action, source_ref, target_ref, error=planned.error, note=planned.note
+        )
         if planned.action is Action.UP_TO_DATE:
             result.digest = planned.target_digest
         return result
@@ -108,6 +120,14 @@ def execute(
         results = [result]
         for follower in followers.get(id(planned), []):
             results.append(follow(follower, result, outcome))
+        for done_result in results:
+            target = done_result.planned
+            if (
+                done_result.action is Action.COPIED
+                and done_result.digest
+                and target.image.over_time.keeps_ledger
+            ):
+                over_time.record(target.image.target_repository, target.tag, done_result.digest)
         if options.fail_fast and any(r.action is Action.FAILED for r in results):
             stop.set()
         return results
@@ -122,13 +142,14 @@ def execute(
             planned.image.repository,
             planned.tag,
             planned.image.target_repository,
-            planned.image.platforms,
+            planned.platforms,
             planned.source,
             top_in_target=planned.top_in_target,
             position=position,
         )
         started = time.monotonic()
         try:
+            back_up(planned)
             outcome = copier.copy(request)
             result.action, result.digest = Action.COPIED, outcome.digest
         except CopyFailed as failed:
@@ -139,7 +160,7 @@ def execute(
                 result.action, result.error = Action.DEFERRED, str(cause)
             else:  # that image's failure, whatever it is
                 result.action, result.error = Action.FAILED, failure_text(cause)
-        except Exception as exc:  # an engine that failed before it spent anything
+        except Exception as exc:  # a backup, or an engine that failed before it spent anything
             outcome = CopyOutcome()
             result.action, result.error = Action.FAILED, failure_text(exc)
         result.seconds = round(time.monotonic() - started, 3)
@@ -156,6 +177,7 @@ def execute(
         repository, digest = planned.image.target_repository, leader.digest
         started = time.monotonic()
         try:
+            back_up(planned)
             manifest = (
                 outcome.manifest
                 or retry.call(lambda: registries.target.get_manifest(repository, digest))[0]
@@ -167,6 +189,29 @@ def execute(
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
+    def back_up(planned: PlannedTag) -> None:
+        """`keep_previous`: the image a tag points at is tagged as its backup before the
+        tag moves; a backup that fails stops the tag from moving."""
+        if planned.image.over_time.keep_previous == 0 or planned.tag.startswith("sha256:"):
+            return
+        repository = planned.image.target_repository
+        try:
+            backup = over_time.back_up(repository, planned.tag)
+        except Exception as exc:  # reported on the tag, which stays where it was
+            raise CopyError(f"backing up its previous image: {failure_text(exc)}") from exc
+        if backup is None:
+            return
+        mark = PlannedTag(planned.image, backup.tag, Action.BACKED_UP)
+        moved = f"{registries.target_name}/{repository}:{planned.tag}"
+        result = TagResult(
+            mark, Action.BACKED_UP, moved, f"{registries.target_name}/{repository}:{backup.tag}"
+        )
+        result.digest = backup.digest
+        with lock:
+            backups.append(result)
+        on_result(result)
+
+    lock = threading.Lock()
     done: dict[int, TagResult] = {}
     leaders = [
         (position, planned)
@@ -185,7 +230,17 @@ def execute(
             for result in results:
                 done[id(result.planned)] = result
                 on_result(result)
-    return [done[id(planned)] for planned in plan]
+    return [done[id(planned)] for planned in plan] + backups
+
+
+def pruned_result(registries: Registries, pruned: Pruned, *, dry_run: bool) -> TagResult:
+    """A pruned tag's line in the report: `source` and `target` both name the ECR tag."""
+    action = Action.FAILED if pruned.error else Action.WOULD_PRUNE if dry_run else Action.PRUNED
+    where = f"{registries.target_name}/{pruned.image.target_repository}:{pruned.tag}"
+    planned = PlannedTag(pruned.image, pruned.tag, action)
+    return TagResult(
+        planned, action, where, where, digest=pruned.digest or None, error=pruned.error
+    )
 
 
 def sync(
@@ -205,7 +260,8 @@ def sync(
     budget the plan read, copies; both engines spend the same budget the same way."""
     retry = retry or RetryPolicy()
     engine = engine or Copier
-    plan, ratelimit = plan_sync(
+    over_time = OverTime(registries.target, retry)
+    plan, ratelimit, selections = plan_sync(
         config,
         registries,
         engine.up_to_date_check(registries.target, retry),
@@ -240,9 +296,29 @@ def sync(
         progress=progress,
     ) as copier:
         results = execute(
-            plan, copier, budget, registries, options, retry=retry, on_result=on_result
+            plan,
+            copier,
+            budget,
+            registries,
+            options,
+            retry=retry,
+            over_time=over_time,
+            on_result=on_result,
         )
         minimum = copier.manifests_fetched()
+    unfinished = (Action.FAILED, Action.DEFERRED, Action.MISSING)
+    for pruned in over_time.settle(
+        list(config.images),
+        selections,
+        prune=not any(r.action in unfinished for r in results),
+        dry_run=options.dry_run,
+        owns=lambda image, tag: (
+            selected(image, tag, options.only)
+            and (options.shard is None or options.shard.owns(image.target_repository, tag))
+        ),
+    ):
+        results.append(pruned_result(registries, pruned, dry_run=options.dry_run))
+        on_result(results[-1])
     return SyncReport(
         results=results,
         ratelimit=budget.last_seen,

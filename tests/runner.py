@@ -30,6 +30,7 @@ from tests.world.world import World
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 ACTIONS = {"copied", "up-to-date", "would-copy", "deferred", "missing", "failed"}
+OVER_TIME_ACTIONS = {"backed-up", "pruned", "would-prune"}  # docs/over-time.md
 
 Types = type | tuple[type | None, ...]
 IMAGE_FIELDS: dict[str, Types] = {
@@ -43,6 +44,7 @@ IMAGE_FIELDS: dict[str, Types] = {
     "estimate": (str, None),
     "seconds": (int, float),
     "error": (str, None),
+    "note": (str, None),
 }
 TOTALS_FIELDS: dict[str, Types] = {
     "copied": int,
@@ -57,6 +59,9 @@ TOTALS_FIELDS: dict[str, Types] = {
     "estimated_pulls": int,
     "minimum_pulls": int,
     "retries": int,
+    "backed_up": int,
+    "pruned": int,
+    "would_prune": int,
 }
 RATELIMIT_FIELDS: dict[str, Types] = {
     "limit": int,
@@ -103,16 +108,18 @@ def check_report_shape(report: Any) -> None:
     for i, entry in enumerate(report["images"]):
         where = f"images[{i}]"
         check_fields(where, entry, IMAGE_FIELDS)
-        assert entry["action"] in ACTIONS, f"{where}.action: {entry['action']!r}"
+        assert entry["action"] in ACTIONS | OVER_TIME_ACTIONS, (
+            f"{where}.action: {entry['action']!r}"
+        )
         assert entry["bytes"] >= 0 and entry["pulls"] >= 0 and entry["seconds"] >= 0
         if entry["digest"] is not None:
             assert DIGEST.match(entry["digest"]), f"{where}.digest: {entry['digest']!r}"
-        if entry["action"] in ("copied", "up-to-date"):
+        if entry["action"] in ("copied", "up-to-date", "backed-up", "pruned", "would-prune"):
             assert entry["digest"] is not None and entry["error"] is None, where
         if entry["action"] in ("failed", "missing", "deferred"):
             assert entry["error"], f"{where}: {entry['action']} without an error"
-        if entry["action"] == "would-copy":
-            assert report["dry_run"], f"{where}: would-copy outside a dry run"
+        if entry["action"] in ("would-copy", "would-prune"):
+            assert report["dry_run"], f"{where}: {entry['action']} outside a dry run"
         if report["dry_run"] and entry["action"] in ("would-copy", "deferred"):
             assert entry["estimated_pulls"] is not None and entry["estimate"], where
         else:
@@ -120,7 +127,7 @@ def check_report_shape(report: Any) -> None:
     totals = report["totals"]
     check_fields("totals", totals, TOTALS_FIELDS)
     counted = Counter(e["action"] for e in report["images"])
-    for action in ACTIONS:
+    for action in ACTIONS | OVER_TIME_ACTIONS:
         assert totals[action.replace("-", "_")] == counted[action], f"totals.{action}"
     assert totals["bytes"] == sum(e["bytes"] for e in report["images"]), "totals.bytes"
     assert totals["pulls"] == sum(e["pulls"] for e in report["images"]), "totals.pulls"

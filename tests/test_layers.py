@@ -2,16 +2,18 @@
 
     cli, __main__                         the command line
     commands.*                            a function per command
-    sync, survey, report, codebase        a run: plan, copy, report; a codebase walked
-    engine, copy, blobs, engine_docker,   the copy engines, the stack of repositories
+    sync, survey, report, over_time,      a run: plan, copy, report, backups and pruning;
+      codebase                            a codebase walked
+    engine, copy, blobs, engine_docker,   the copy engines, the stacks
       docker_sdk, docker_copier, stack*
-    budget, plan, template, uri, rewrite  pure decisions over what the registries said
+    budget, plan, template*, schedule_*,  pure decisions over what the registries said,
+      uri, rewrite, ledger                and the templates
     registry.*, registries, ecr, aws,     talking to registries, AWS and credential stores
       credentials, credential_helpers,
       docker_config
     config*                               the config file (pure)
     errors, text, console, reference,     pure building blocks (and the package's version)
-      manifests, singleflight, scan*
+      manifests, singleflight, pins, scan*
 
 Every module of `mirror/` must be placed here (a new module needs a line below), and every
 `import mirror...` in it, lazy ones inside functions too, is checked.
@@ -41,6 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "versions",
             "manifests",
             "singleflight",
+            "pins",
             "scan",
             "scan_*",
         ),
@@ -70,10 +73,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "template_access",
             "rewrite",
             "uri",
+            "ledger",
         ),
     ),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report", "codebase")),
+    ("a run", ("sync", "survey", "report", "over_time", "codebase")),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]

@@ -81,6 +81,7 @@ def test_the_shape_check_catches_a_bad_report(
                 "estimate": None,
                 "seconds": 0.5,
                 "error": None,
+                "note": None,
             }
         ],
         "totals": {

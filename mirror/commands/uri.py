@@ -1,7 +1,7 @@
 """`mirror uri IMAGE[:TAG]`: the ECR reference that mirrors a Docker Hub reference.
 
 `<ecr host>/<repo>:<tag>`, or with `digest` `<ecr host>/<repo>@sha256:...`, resolved with a
-HEAD on ECR (free)."""
+HEAD on ECR (free). A digest the config pins (`IMAGE@sha256:...`) is its own reference."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def run_uri(config_path: Path, image: str, *, digest: bool, out: TextIO = sys.st
     entry, tag = mirror_uri(config, image)
     ecr = EcrCredentials(config.region)
     host = ecr_host(config, lambda: ecr.endpoint)
+    at = "@" if tag.startswith("sha256:") else ":"
     if not digest:
-        out.write(f"{host}/{entry.target_repository}:{tag}\n")
+        out.write(f"{host}/{entry.target_repository}{at}{tag}\n")
         return 0
     url = config.target_url or ecr.endpoint
     with new_http_client(connections=2) as http:
@@ -32,7 +33,7 @@ def run_uri(config_path: Path, image: str, *, digest: bool, out: TextIO = sys.st
         )
     if head is None:
         raise MirrorError(
-            f"{host}/{entry.target_repository}:{tag} is not in ECR yet: run `mirror sync` first"
+            f"{host}/{entry.target_repository}{at}{tag} is not in ECR yet: run `mirror sync` first"
         )
     out.write(f"{host}/{entry.target_repository}@{head.digest}\n")
     return 0

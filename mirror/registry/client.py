@@ -253,6 +253,22 @@ class RegistryClient:
                 f"{public_url(url)}: registry stored {stated}, not {manifest.digest}"
             )
 
+    def delete_tag(self, repository: str, tag: str) -> bool:
+        """Remove one tag (OCI distribution 1.1 `DELETE /v2/<name>/manifests/<tag>`); the
+        image and its other tags stay. False: the tag was not there."""
+        try:
+            self._request(
+                "DELETE",
+                self._url(repository, "manifests", tag),
+                (scope_for(repository, "delete"),),
+                ok=(200, 202),
+            )
+        except RegistryError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
         """Every tag of a repository, following `Link: rel="next"` pages. Free on Docker Hub.
 

@@ -16,6 +16,10 @@ and rewriting upstream ``Location`` headers to point at the front. On top it beh
   ``World.tag_is_immutable``, which reads the repository's mutability and exclusion filters
   from moto): a manifest PUT by an immutable tag over an existing tag answers 400
   ``TAG_INVALID`` (even for the same digest), with ECR's message.
+* Deleting a tag (``DELETE /v2/<name>/manifests/<tag>``, OCI distribution 1.1) removes that
+  tag only, as ECR's untag does (``BatchDeleteImage`` by tag): the registry beneath deletes by
+  digest only, with every tag of that digest, so the front deletes the digest and puts the
+  manifest back under its other tags (``tags_deleted``* counts them).
 * ``blob_mounting=False`` turns ``POST ?mount=&from=`` into a plain upload session (202), as
   ECR does while the account has not enabled BLOB_MOUNTING.
 * Lies about one repository (``front.lies``, an ``EcrLies``: see
@@ -36,6 +40,7 @@ answered 201), ``manifest_put``* (per repo, ref), ``tag_invalid``*, ``name_unkno
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -267,6 +272,8 @@ class EcrFront(Front):
             self._upload(h, name, rest.removeprefix("uploads").strip("/"))
         elif kind == "manifest" and method == "PUT":
             self._manifest_put(h, name, rest)
+        elif kind == "manifest" and method == "DELETE" and ":" not in rest:
+            self._untag(h, name, rest)
         elif kind == "tags":
             self._tags(h, name)
         else:
@@ -359,6 +366,38 @@ class EcrFront(Front):
                 h.send_json(400, errors_body("TAG_INVALID", message))
                 return
             self._relay(h, self._forward(h))
+
+    def _untag(self, h: FrontHandler, name: str, tag: str) -> None:
+        """Remove one tag, keeping the image and its other tags."""
+        auth = [("Authorization", v) for v in h.headers.get_all("Authorization", [])]
+        accept = [*auth, ("Accept", MANIFEST_TYPES)]
+        with self._tag_lock(name, tag):
+            got = self._pool.request("GET", f"/v2/{name}/manifests/{tag}", accept)
+            raw = got.read_all()
+            if got.status != 200:
+                h.send_bytes(got.status, raw)
+                return
+            digest = got.headers["Docker-Content-Digest"]
+            media_type = got.headers["Content-Type"]
+            listing = self._pool.request("GET", f"/v2/{name}/tags/list", auth)
+            others = []
+            for other in json.loads(listing.read_all()).get("tags") or []:
+                head = self._pool.request("HEAD", f"/v2/{name}/manifests/{other}", accept)
+                head.release()
+                if other != tag and head.headers.get("Docker-Content-Digest") == digest:
+                    others.append(other)
+            gone = self._pool.request("DELETE", f"/v2/{name}/manifests/{digest}", auth)
+            gone.read_all()
+            for other in others:
+                put = self._pool.request(
+                    "PUT",
+                    f"/v2/{name}/manifests/{other}",
+                    [*auth, ("Content-Type", media_type)],
+                    raw,
+                )
+                put.read_all()
+            self.counters.incr("tags_deleted", name)
+            h.send_bytes(gone.status, b"")
 
 
 class _EcrHandler(FrontHandler):

@@ -1,0 +1,192 @@
+"""The mirror over time, in ECR: a moved tag's previous image backed up, the ledger of the
+tags this tool wrote kept, and the tags an entry no longer selects pruned.
+
+    back up   (before a tag is re-pointed)  ECR HEAD, GET by digest, PUT `<tag>--prev-<time>`
+    record    (every tag the run writes)     -> this run's part of the ledger
+    settle    (after every copy)             ECR tag list, the ledger, HEADs of the candidates
+                                             -> pruned | would-prune; the ledger rewritten
+
+Every request here goes to ECR (free). The decisions are pure and live in `mirror.ledger`;
+why the ledger is kept in the repository, and how, is said there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mirror.config import MirroredImage
+from mirror.copy import write_tag
+from mirror.engine import failure_text
+from mirror.ledger import (
+    EMPTY_BLOB,
+    EMPTY_DIGEST,
+    LEDGER_TAG,
+    Ledger,
+    Written,
+    ledger_manifest,
+    prune_candidates,
+    read_ledger,
+)
+from mirror.manifests import ManifestError
+from mirror.pins import backup_tag
+from mirror.registry.client import RegistryClient
+from mirror.registry.errors import RegistryError
+from mirror.registry.retry import RetryPolicy
+
+log = logging.getLogger("mirror.sync")
+
+
+@dataclass(frozen=True)
+class Backup:
+    tag: str  # the backup tag written
+    digest: str  # the image it keeps: what the moved tag pointed at
+
+
+@dataclass(frozen=True)
+class Pruned:
+    image: MirroredImage
+    tag: str
+    digest: str
+    error: str | None = None  # the deletion failed
+
+
+class OverTime:
+    """One run's backups, ledger and pruning, on the ECR client `target`."""
+
+    def __init__(
+        self,
+        target: RegistryClient,
+        retry: RetryPolicy,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._target = target
+        self._retry = retry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._written: dict[str, Ledger] = {}  # ECR repository -> tags this run wrote
+
+    def record(self, repository: str, tag: str, digest: str) -> None:
+        """The run wrote `tag` at `digest`: the ledger will say so (digests are not tags)."""
+        if tag.startswith("sha256:"):
+            return
+        with self._lock:
+            self._written.setdefault(repository, {})[tag] = Written(digest, self._clock())
+
+    def back_up(self, repository: str, tag: str) -> Backup | None:
+        """Before `tag` is re-pointed: tag the image it points at under its backup name
+        (None: ECR has no such tag, nothing to keep)."""
+        head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
+        if head is None:
+            return None
+        manifest, _ = self._retry.call(lambda: self._target.get_manifest(repository, head.digest))
+        name = backup_tag(tag, self._clock())
+        write_tag(self._target, self._retry, repository, name, manifest)
+        self.record(repository, name, manifest.digest)
+        return Backup(name, manifest.digest)
+
+    def settle(
+        self,
+        images: list[MirroredImage],
+        selections: dict[str, frozenset[str]],
+        *,
+        prune: bool,
+        dry_run: bool,
+        owns: Callable[[MirroredImage, str], bool],
+    ) -> list[Pruned]:
+        """After the copies: for each listed entry, delete (or, in a dry run, name) the tags
+        `mirror.ledger.prune_candidates` picks among those this run `owns` (its --only and
+        --shard part), when `prune` (the run had no failure and nothing deferred); then write
+        the ledger of every repository whose record changed."""
+        gone: list[Pruned] = []
+        for image in images:
+            repository = image.target_repository
+            wants_pruning = prune and image.over_time.keeps_ledger
+            if repository not in selections or not (repository in self._written or wants_pruning):
+                continue
+            try:
+                gone += self._settle_one(
+                    image, selections[repository], wants_pruning, dry_run, owns
+                )
+            except Exception as exc:  # that repository's failure, reported on its ledger
+                why = f"keeping the ledger: {failure_text(exc)}"
+                gone.append(Pruned(image, LEDGER_TAG, "", why))
+        return gone
+
+    def _settle_one(
+        self,
+        image: MirroredImage,
+        selected: frozenset[str],
+        wants_pruning: bool,
+        dry_run: bool,
+        owns: Callable[[MirroredImage, str], bool],
+    ) -> list[Pruned]:
+        repository = image.target_repository
+        present = set(self._retry.call(lambda: self._target.list_tags(repository)))
+        stored = self._read(repository)
+        if stored is None:  # unreadable: prune nothing by it, and start it afresh
+            stored, wants_pruning = {}, False
+        written = self._written.get(repository, {})
+        ledger = {tag: w for tag, w in {**stored, **written}.items() if tag in present}
+        doomed: list[Pruned] = []
+        if wants_pruning:
+            heads = {  # the tags that could go are asked for, no others
+                tag: self._digest(repository, tag) for tag in ledger if tag not in selected
+            }
+            digests = {tag: digest for tag, digest in heads.items() if digest}
+            candidates = prune_candidates(ledger, digests, selected, image.over_time, self._clock())
+            doomed = [Pruned(image, t, ledger[t].digest) for t in candidates if owns(image, t)]
+        if dry_run:
+            return doomed
+        gone = [self._delete(pruned) for pruned in doomed]
+        for pruned in gone:
+            if pruned.error is None:
+                del ledger[pruned.tag]
+        if ledger != stored:
+            self._write(repository, ledger)
+        return gone
+
+    def _digest(self, repository: str, tag: str) -> str | None:
+        head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
+        return head.digest if head else None
+
+    def _delete(self, pruned: Pruned) -> Pruned:
+        repository = pruned.image.target_repository
+        try:
+            self._retry.call(lambda: self._target.delete_tag(repository, pruned.tag))
+        except Exception as exc:  # that tag's failure, reported on it
+            why = f"deleting the tag: {failure_text(exc)}"
+            return Pruned(pruned.image, pruned.tag, pruned.digest, why)
+        return pruned
+
+    def _read(self, repository: str) -> Ledger | None:
+        """The repository's ledger: empty when it has none, None when it is unreadable."""
+        try:
+            manifest, _ = self._retry.call(
+                lambda: self._target.get_manifest(repository, LEDGER_TAG)
+            )
+            return read_ledger(manifest)
+        except RegistryError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        except ManifestError as exc:
+            log.warning("%s: %s; it is written anew, nothing is pruned by it", repository, exc)
+            return None
+
+    def _write(self, repository: str, ledger: Ledger) -> None:
+        """PUT the ledger under its tag, after the empty config blob it names."""
+        target = self._target
+
+        def config() -> None:
+            if not target.blob_exists(repository, EMPTY_DIGEST):
+                url = target.start_upload(repository)
+                target.finish_upload(repository, url, EMPTY_DIGEST, len(EMPTY_BLOB), [EMPTY_BLOB])
+
+        self._retry.call(config)
+        manifest = ledger_manifest(ledger)
+        self._retry.call(lambda: target.put_manifest(repository, LEDGER_TAG, manifest))
