@@ -2,7 +2,7 @@
 
     cli, __main__                         the command line
     commands.*                            a function per command
-    sync, survey, report                  a run: plan, copy, report
+    sync, survey, report, metrics         a run: plan, copy, report, metrics
     engine, copy, blobs, engine_docker,   the copy engines, the stack of repositories
       docker_sdk, docker_copier, stack*
     budget, plan, template, uri           pure decisions over what the registries said
@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("decisions", ("budget", "plan", "template", "uri")),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report")),
+    ("a run", ("sync", "survey", "report", "metrics")),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]
