@@ -40,7 +40,7 @@ def rejection(args: list[str]) -> str | None:
         name, command, rest = group.resolve_command(context, list(args))
         command.make_context(name, rest, parent=context)
     except typer.TyperException as exc:  # typer's click: UsageError, BadParameter, ...
-        return str(exc.format_message())  # type: ignore[attr-defined]
+        return str(exc.format_message())
     return None
 
 
