@@ -131,6 +131,11 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class MetricsChoice(StrEnum):
+    none = "none"
+    cloudwatch = "cloudwatch"
+
+
 class EngineChoice(StrEnum):
     registry = "registry"
     docker = "docker"
@@ -205,6 +210,14 @@ def sync_command(
         bool,
         typer.Option("--keep-local", help="With --engine docker: keep the pulled images."),
     ] = False,
+    metrics: Annotated[
+        MetricsChoice,
+        typer.Option(
+            "--metrics",
+            help="cloudwatch: publish the run's numbers (namespace `mirror`, dimension"
+            " Stack); a failed publish is a warning. A dry run publishes none.",
+        ),
+    ] = MetricsChoice.none,
 ) -> None:
     """Copy the configured Docker Hub images into ECR, within the pull budget."""
     from mirror.plan import Shard, SyncOptions
@@ -230,7 +243,12 @@ def sync_command(
         from mirror.commands.sync import run_sync
 
         code = run_sync(
-            config, options, output=output.value, ensure_repo=not no_ensure_repo, docker=docker
+            config,
+            options,
+            output=output.value,
+            ensure_repo=not no_ensure_repo,
+            docker=docker,
+            metrics=metrics.value,
         )
     except (Exception, KeyboardInterrupt) as exc:  # the run stopped before its report
         if output is OutputFormat.json:

@@ -2,8 +2,8 @@
 
     cli, __main__                         the command line
     commands.*                            a function per command
-    sync, survey, report, over_time,      a run: plan, copy, report, backups and pruning;
-      codebase                            a codebase walked
+    sync, survey, report, over_time,      a run: plan, copy, report, backups and pruning,
+      metrics, codebase                   metrics; a codebase walked
     engine, copy, blobs, engine_docker,   the copy engines, the stacks
       docker_sdk, docker_copier, stack*
     budget, plan, template*, schedule_*,  pure decisions over what the registries said,
@@ -77,7 +77,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report", "over_time", "codebase")),
+    ("a run", ("sync", "survey", "report", "over_time", "metrics", "codebase")),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]

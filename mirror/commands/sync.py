@@ -1,9 +1,11 @@
-"""`mirror sync`: ensure the stack, find the credentials, open both registries, sync, report."""
+"""`mirror sync`: ensure the stack, find the credentials, open both registries, sync, report,
+and publish the run's metrics when asked (`--metrics cloudwatch`)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +50,11 @@ def run_sync(
     ensure_repo: bool,
     out: TextIO = sys.stdout,
     docker: DockerOptions | None = None,
+    metrics: str = "none",
 ) -> int:
-    """`mirror sync`; `docker` set: copy through the Docker engine (`--engine docker`)."""
+    """`mirror sync`; `docker` set: copy through the Docker engine (`--engine docker`);
+    `metrics` `cloudwatch`: publish the run's numbers (a dry run publishes none)."""
+    started = time.monotonic()
     config = load_config(config_path)
     if ensure_repo and not options.dry_run:
         from mirror.stack import ensure_stack
@@ -80,6 +85,10 @@ def run_sync(
             on_result=progress.result,
             engine=engine,
         )
+    if metrics == "cloudwatch" and not options.dry_run:
+        from mirror.metrics import publish
+
+        publish(report, time.monotonic() - started, stack=config.stack.name, region=config.region)
     if output == "json":
         write_json(report, out)
     else:
