@@ -53,6 +53,13 @@ STACK_ACTIONS = (
 UNSCOPED_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"})
 
 
+def _deletion(config: Config) -> tuple[str, ...]:
+    """Untagging (a tag DELETE is `ecr:BatchDeleteImage`), granted only when an entry prunes
+    or keeps backups (docs/over-time.md): otherwise the job never deletes."""
+    deletes = any(image.over_time.keeps_ledger for image in config.images)
+    return ("ecr:BatchDeleteImage",) if deletes else ()
+
+
 def stack_name(config: Config) -> str:
     """The schedule stack's name: `schedule.stack_name`, or `<stack.name>-schedule`."""
     return config.schedule.stack_name or f"{config.stack.name}-schedule"[:128]
@@ -98,7 +105,11 @@ def build_policy(config: Config) -> dict[str, Any]:
             [arn("logs", f"log-group:{log_group_name(config)}:*")],
         ),
         statement("EcrToken", ("ecr:GetAuthorizationToken",), ["*"]),
-        statement("MirrorRepositories", REPOSITORY_ACTIONS, [arn("ecr", repositories)]),
+        statement(
+            "MirrorRepositories",
+            (*REPOSITORY_ACTIONS, *_deletion(config)),
+            [arn("ecr", repositories)],
+        ),
         # ensure-repo lists the region's repositories to find names taken outside its stack;
         # a DescribeRepositories without names is authorized against repository/*.
         statement("ListRepositories", ("ecr:DescribeRepositories",), [arn("ecr", "repository/*")]),

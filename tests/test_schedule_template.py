@@ -21,6 +21,8 @@ import yaml
 
 from mirror.config import Config, load_config, parse_config
 from mirror.errors import ConfigError
+from mirror.metrics import DIMENSION, NAMESPACE, run_metrics
+from mirror.registry.answers import RateLimit
 from mirror.schedule_policy import METRICS_NAMESPACE, UNSCOPED_ACTIONS, stack_name
 from mirror.schedule_template import (
     CONFIG_FILE,
@@ -29,22 +31,16 @@ from mirror.schedule_template import (
     render_yaml,
     size_problem,
 )
+from mirror.sync import SyncReport
 from mirror.template import load_template
 from tests.test_template import _statements, overbroad
 
 REPO = Path(__file__).resolve().parent.parent
 # The metric names the publishing side (`mirror sync --metrics cloudwatch`) sends, one
-# datapoint each per run, in namespace `mirror` with the one dimension `Stack`.
-METRIC_NAMES = {
-    "PullsSpent",
-    "PullsRemaining",
-    "Copied",
-    "UpToDate",
-    "Deferred",
-    "Failed",
-    "Bytes",
-    "Seconds",
-}
+# datapoint each per run, in namespace `mirror` with the one dimension `Stack`: taken from
+# it, so that an alarm on a name it does not publish fails here.
+_QUOTA = RateLimit(limit=100, remaining=10, window_seconds=21600, source=None)
+METRIC_NAMES = {m.name for m in run_metrics(SyncReport(ratelimit=_QUOTA), 1.0)}
 
 
 def config_text(schedule: dict[str, Any] | None = None, **top: Any) -> str:
@@ -154,6 +150,20 @@ def test_optional_statements_appear_only_when_configured() -> None:
     assert policy(rendered(source={"credentials_secret": arn}))["DockerHubSecret"]["Resource"] == [
         arn
     ]
+
+
+def test_untagging_is_granted_only_when_an_entry_prunes_or_keeps_backups() -> None:
+    def repository_actions(**top: Any) -> list[str]:
+        return list(policy(rendered(**top))["MirrorRepositories"]["Action"])
+
+    assert "ecr:BatchDeleteImage" not in repository_actions()
+    assert "ecr:BatchDeleteImage" in repository_actions(defaults={"prune": True})
+    assert "ecr:BatchDeleteImage" in repository_actions(defaults={"keep_previous": 1})
+
+
+def test_the_alarms_read_where_sync_publishes() -> None:
+    assert (METRICS_NAMESPACE, METRICS_DIMENSION) == (NAMESPACE, DIMENSION)
+    assert {"Failed", "Deferred", "Seconds"} <= METRIC_NAMES
 
 
 def test_the_schedule_role_may_only_start_this_project() -> None:
