@@ -201,6 +201,18 @@ class TargetFile(_Strict):
         return value
 
 
+class ScaleFile(_Strict):
+    """`stack.scale`: the repository stack past CloudFormation's limits (docs/stack-at-scale.md)."""
+
+    # The S3 bucket for templates over 51,200 bytes; null: mirror creates and keeps its own.
+    # No dots: CloudFormation reads the template over HTTPS by the bucket's virtual host name.
+    template_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")] | None = (
+        None
+    )
+    # Past this many, the repositories are split over stacks (a stack holds 500 resources).
+    repositories_per_stack: Annotated[int, Field(ge=1, le=490)] = 450
+
+
 class StackFile(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")] = "ecr-mirror"
     iam_user: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]+$", max_length=64)] | None = None
@@ -208,6 +220,7 @@ class StackFile(_Strict):
     untagged_expiry_days: Annotated[int, Field(ge=1, le=3650)] | None = 14
     scan_on_push: bool = True
     encryption: Literal["AES256", "KMS"] = "AES256"
+    scale: ScaleFile = ScaleFile()
 
 
 class DefaultsFile(_Strict):

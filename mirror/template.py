@@ -24,10 +24,16 @@ What the template holds, per mirrored image, one `AWS::ECR::Repository`:
 - `DeletionPolicy: Retain` and `UpdateReplacePolicy: Retain`: removing an image from the config
   or deleting the stack leaves the repository and its images in ECR;
 
-and one output per repository carrying its URI. Resources are sorted by repository name, so
-reordering the config changes nothing. The lifecycle policy text, the same for every repository,
-sits once in `Mappings`: CloudFormation takes at most 51,200 bytes of template inline, and each
-repository costs about 1.2 kB (see `limit_problem`): some 40 images fit in one stack.
+Resources are sorted by repository name, so reordering the config changes nothing.
+
+Compact: what every repository repeats is written once. The lifecycle policy text and the
+repository policy (as JSON text around the principal, which only CloudFormation knows) sit in
+`Mappings`; each repository names them with `!FindInMap` and joins the policy's parts with the
+principal's ARN. There is no output per repository (CloudFormation allows 200 outputs; `mirror
+ensure-repo` reads the URIs from ECR). A repository costs about 400 bytes of YAML instead of
+1,100, so some 110 fit in the 51,200 bytes CloudFormation takes inline; larger templates go
+through S3 (`mirror.stack.upload`), and past `stack.scale.repositories_per_stack` the
+repositories are split over several stacks (`mirror.stack_split`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ HAS_IAM_USER = "HasIAMUser"
 # when the config names no IAM user) means "no repository policy".
 IAM_USER_PATTERN = "[a-zA-Z0-9-_]*"
 POLICY_SID = "AllowPushPull"
+USER_ARN = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
 # Seven actions: the first three pull, all seven together push.
 PUSH_PULL_ACTIONS = (
     "ecr:GetDownloadUrlForLayer",
@@ -60,11 +67,18 @@ PUSH_PULL_ACTIONS = (
 MANAGED_BY = ("managed-by", "mirror")
 SOURCE_TAG = "mirror:source"
 REPOSITORY_TYPE = "AWS::ECR::Repository"
-LIFECYCLE_MAPPING = ("Lifecycle", "Untagged", "PolicyText")
+# Texts every repository shares, in `Mappings`: (map, top-level key, second-level key).
+SHARED = "Shared"
+LIFECYCLE_MAPPING = (SHARED, "Lifecycle", "Text")
+POLICY_HEAD = (SHARED, "Policy", "Head")
+POLICY_TAIL = (SHARED, "Policy", "Tail")
+# Where the principal's ARN goes in the shared policy text (split there into head and tail).
+_PRINCIPAL = "@principal@"
 
-# CloudFormation quotas a large config can reach (mirror sends the body inline, not via S3).
+# CloudFormation's quota on a template sent inline (TemplateBody); from S3 (TemplateURL) it takes
+# 1,000,000 bytes, more than the largest stack mirror renders: 490 repositories (the most
+# `stack.scale.repositories_per_stack` allows) of 255-character names make some 690,000.
 MAX_TEMPLATE_BODY_BYTES = 51_200
-MAX_OUTPUTS = 200
 
 _HASH_CHARS = 8
 _CAMEL_MAX = 200  # logical IDs and output keys may have 255 characters
@@ -83,11 +97,6 @@ def logical_id(repository: str) -> str:
     camel = "".join(word[:1].upper() + word[1:] for word in _WORD.findall(repository))
     digest = hashlib.sha256(repository.encode()).hexdigest()[:_HASH_CHARS]
     return f"Repo{camel[:_CAMEL_MAX]}{digest}"
-
-
-def output_key(repository: str) -> str:
-    """The stack output that carries the repository's URI."""
-    return f"{logical_id(repository)}Uri"
 
 
 def stack_parameters(config: Config) -> dict[str, str]:
@@ -120,19 +129,43 @@ def lifecycle_policy_text(days: int) -> str:
     return json.dumps(policy, separators=(",", ":"))
 
 
-def _policy() -> dict[str, Any]:
-    """The `AllowPushPull` statement; the principal is the IAM user named by the parameter."""
-    user_arn = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
+def policy_document(principal: str) -> dict[str, Any]:
+    """Every repository's policy: the `AllowPushPull` statement for the IAM user `principal`.
+
+    Statements that are the same for every repository belong here: the template writes this
+    document once (see `policy_parts`).
+    """
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Sid": POLICY_SID,
                 "Effect": "Allow",
-                "Principal": {"AWS": {"Fn::Sub": user_arn}},
+                "Principal": {"AWS": principal},
                 "Action": list(PUSH_PULL_ACTIONS),
             }
         ],
+    }
+
+
+def policy_parts() -> tuple[str, str]:
+    """The policy's JSON text before and after the principal's ARN, which only CloudFormation
+    knows (its partition and account)."""
+    head, tail = json.dumps(policy_document(_PRINCIPAL), separators=(",", ":")).split(_PRINCIPAL)
+    return head, tail
+
+
+def _policy_text() -> dict[str, Any]:
+    """The policy text of a repository: the shared parts joined around the IAM user's ARN."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                {"Fn::FindInMap": list(POLICY_HEAD)},
+                {"Fn::Sub": USER_ARN},
+                {"Fn::FindInMap": list(POLICY_TAIL)},
+            ],
+        ]
     }
 
 
@@ -161,7 +194,9 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
                 if stack.untagged_expiry_days is not None
                 else {}
             ),
-            "RepositoryPolicyText": {"Fn::If": [HAS_IAM_USER, _policy(), {"Ref": "AWS::NoValue"}]},
+            "RepositoryPolicyText": {
+                "Fn::If": [HAS_IAM_USER, _policy_text(), {"Ref": "AWS::NoValue"}]
+            },
             "Tags": [
                 {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
                 {"Key": SOURCE_TAG, "Value": _source(config, image)},
@@ -173,9 +208,11 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
 def render(config: Config) -> dict[str, Any]:
     """The template for `config` as a dict, intrinsic functions in their long form."""
     images = sorted(config.images, key=lambda image: image.target_repository)
-    mapping, key, field = LIFECYCLE_MAPPING
     days = config.stack.untagged_expiry_days
-    mappings = {mapping: {key: {field: lifecycle_policy_text(days)}}} if days is not None else {}
+    head, tail = policy_parts()
+    shared: dict[str, dict[str, str]] = {POLICY_HEAD[1]: {"Head": head, "Tail": tail}}
+    if days is not None:
+        shared[LIFECYCLE_MAPPING[1]] = {LIFECYCLE_MAPPING[2]: lifecycle_policy_text(days)}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "ECR repositories of the images mirror keeps mirrored from Docker Hub",
@@ -193,28 +230,25 @@ def render(config: Config) -> dict[str, Any]:
         "Conditions": {
             HAS_IAM_USER: {"Fn::Not": [{"Fn::Equals": [{"Ref": IAM_USER_PARAMETER}, ""]}]}
         },
-        **({"Mappings": mappings} if mappings else {}),
+        "Mappings": {SHARED: dict(sorted(shared.items()))},
         "Resources": {
             logical_id(image.target_repository): _repository(config, image) for image in images
-        },
-        "Outputs": {
-            output_key(image.target_repository): {
-                "Value": {"Fn::GetAtt": [logical_id(image.target_repository), "RepositoryUri"]}
-            }
-            for image in images
         },
     }
 
 
-def _header(config: Config) -> str:
+def _header(config: Config, *, large: bool) -> str:
     user = config.stack.iam_user or "<user, or empty for no policy>"
+    bucket = config.stack.scale.template_bucket or "BUCKET"
+    # `deploy` uploads a template over 51,200 bytes to the bucket it is given, as ensure-repo does
+    upload = f" --s3-bucket {bucket}" if large else ""
     return (
         "# ECR repositories for the images `mirror` mirrors from Docker Hub.\n"
         "# Rendered by `mirror template` from the config file: regenerate it, do not edit it.\n"
         "# `mirror ensure-repo` deploys it; to deploy it by hand:\n"
         f"#   aws cloudformation deploy --template-file ecr.yml --stack-name {config.stack.name}"
         " \\\n"
-        "#     --capabilities CAPABILITY_NAMED_IAM"
+        f"#     --capabilities CAPABILITY_NAMED_IAM{upload}"
         f" --parameter-overrides {IAM_USER_PARAMETER}={user}\n"
     )
 
@@ -229,7 +263,7 @@ def render_yaml(config: Config) -> str:
         width=10_000,  # keep the lifecycle policy's JSON on one line
         indent=2,
     )
-    return _header(config) + body
+    return _header(config, large=needs_upload(body)) + body
 
 
 def load_template(text: str) -> dict[str, Any]:
@@ -252,21 +286,9 @@ def repository_names(template: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def limit_problem(config: Config, body: str) -> str | None:
-    """Why CloudFormation would refuse this template for its size, or None when it fits."""
-    count = len(config.images)
-    size = len(body.encode())
-    fix = "split the images over config files with different stack.name"
-    if count > MAX_OUTPUTS:
-        return (
-            f"{count} images need {count} stack outputs; CloudFormation allows {MAX_OUTPUTS}: {fix}"
-        )
-    if size > MAX_TEMPLATE_BODY_BYTES:
-        return (
-            f"{count} images render a template of {size} bytes; CloudFormation takes at most"
-            f" {MAX_TEMPLATE_BODY_BYTES} bytes inline: {fix}"
-        )
-    return None
+def needs_upload(body: str) -> bool:
+    """True when the template is too large to send inline: it goes through S3."""
+    return len(body.encode()) > MAX_TEMPLATE_BODY_BYTES
 
 
 # --- CloudFormation's short YAML form ---------------------------------------------------

@@ -1,4 +1,11 @@
-"""`mirror template`: print the CloudFormation template `ensure-repo` deploys."""
+"""`mirror template`: print the CloudFormation template `ensure-repo` deploys.
+
+A config split over several stacks (docs/stack-at-scale.md) prints one YAML document per
+stack, in the order of the set, each after a comment naming its stack; `--stack NAME` prints
+only that stack's template. The split shown is a new deployment's, the repositories filled in
+the order of their names: a deployed set keeps each repository in the stack that holds it, and
+`mirror ensure-repo --dry-run` shows that.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,30 @@ from pathlib import Path
 from typing import TextIO
 
 from mirror.config import load_config
+from mirror.errors import ConfigError
 
 
-def run_template(config_path: Path, out: TextIO = sys.stdout) -> int:
-    from mirror.template import render_yaml  # only this command and the stack need it
+def run_template(config_path: Path, stack: str | None = None, out: TextIO = sys.stdout) -> int:
+    from mirror.stack.split import split_config  # only this command and the stack need them
+    from mirror.template import render_yaml
 
-    out.write(render_yaml(load_config(config_path)))
+    config = load_config(config_path)
+    parts = split_config(config, {})
+    names = [part.stack.name for part in parts]
+    if stack is not None and stack not in names:
+        raise ConfigError(
+            f"--stack {stack}: {config_path} deploys stack {', '.join(names)}, not {stack}"
+        )
+    documents = [
+        (
+            f"# Stack {index} of {len(parts)} of the set {config.stack.name}:"
+            f" {len(part.images)} of its {len(config.images)} repositories\n"
+            if len(parts) > 1
+            else ""
+        )
+        + render_yaml(part)
+        for index, part in enumerate(parts, start=1)
+        if stack in (None, part.stack.name)
+    ]
+    out.write("---\n".join(documents))
     return 0
