@@ -26,7 +26,8 @@ def run_template(config_path: Path, stack: str | None = None, out: TextIO = sys.
     names = [part.stack.name for part in parts]
     if stack is not None and stack not in names:
         raise ConfigError(
-            f"--stack {stack}: {config_path} deploys stack {', '.join(names)}, not {stack}"
+            f"--stack {stack}: {config_path} deploys stack{'s' if len(names) > 1 else ''}"
+            f" {', '.join(names)}, not {stack}"
         )
     documents = [
         (
