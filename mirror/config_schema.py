@@ -205,12 +205,20 @@ class ScaleFile(_Strict):
     """`stack.scale`: the repository stack past CloudFormation's limits (docs/stack-at-scale.md)."""
 
     # The S3 bucket for templates over 51,200 bytes; null: mirror creates and keeps its own.
-    # No dots: CloudFormation reads the template over HTTPS by the bucket's virtual host name.
-    template_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")] | None = (
-        None
-    )
+    template_bucket: str | None = None
     # Past this many, the repositories are split over stacks (a stack holds 500 resources).
     repositories_per_stack: Annotated[int, Field(ge=1, le=490)] = 450
+
+    @field_validator("template_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        # No dots: mirror hands CloudFormation an HTTPS URL on the bucket's virtual host name.
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", value):
+            raise ValueError(
+                f"{value!r} is no S3 bucket name mirror takes: 3 to 63 lowercase letters, digits"
+                " and hyphens, starting and ending with a letter or digit"
+            )
+        return value
 
 
 class StackFile(_Strict):
