@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mirror import template
 from mirror.config import Config, load_config, parse_config
 from mirror.stack.split import split_config
 from mirror.template import (
@@ -153,6 +154,18 @@ def test_the_yaml_reads_back_into_the_rendered_dict() -> None:
     text = render_yaml(config)
     assert "!FindInMap" in text and "!If" in text and "!Sub" in text  # CloudFormation short form
     assert load_template(text) == render(config)
+
+
+def test_pyyaml_alone_writes_and_reads_the_same_template_as_libyaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without libyaml, PyYAML's own emitter and parser: the same bytes, the same dict."""
+    configs = [make_config(iam_user="ci-pusher"), load_config(REPO / "config" / "images.yaml")]
+    fast = [render_yaml(config) for config in configs]
+    monkeypatch.setattr(template, "DUMPER", template._Dumper)
+    monkeypatch.setattr(template, "LOADER", template._Loader)
+    assert [render_yaml(config) for config in configs] == fast
+    assert [load_template(text) for text in fast] == [render(config) for config in configs]
 
 
 def test_load_template_reads_json_and_every_short_form() -> None:

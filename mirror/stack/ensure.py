@@ -92,9 +92,9 @@ def ensure_stack(
             )
             if part.images or index in members  # an empty place in the set stays empty
         ]
-        plans = [plan_stack(part, clients, progress=progress, polling=polling) for part in parts]
-        for line in set_lines(plans, config.stack.scale.repositories_per_stack):
+        for line in set_lines(parts):
             progress(line)
+        plans = [plan_stack(part, clients, progress=progress, polling=polling) for part in parts]
         for plan in plans:
             for line in plan_lines(plan, dry_run=dry_run):
                 progress(line)

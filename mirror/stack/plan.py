@@ -214,14 +214,15 @@ def template_matches(deployed: Any, body: str, config: Config) -> bool:
 # --- the plan as shown, and the refusals ----------------------------------------------------
 
 
-def set_lines(plans: Sequence[StackPlan], capacity: int) -> list[str]:
+def set_lines(parts: Sequence[Config]) -> list[str]:
     """The line that introduces the plans of a set of stacks (none for one stack)."""
-    if len(plans) < 2:
+    if len(parts) < 2:
         return []
-    shares = ", ".join(f"{plan.stack_name} {len(plan.wanted)}" for plan in plans)
-    total = sum(len(plan.wanted) for plan in plans)
+    shares = ", ".join(f"{part.stack.name} {len(part.images)}" for part in parts)
+    total = sum(len(part.images) for part in parts)
+    capacity = parts[0].stack.scale.repositories_per_stack
     return [
-        f"{total} repositories over {len(plans)} stacks of at most {capacity}"
+        f"{total} repositories over {len(parts)} stacks of at most {capacity}"
         f" (stack.scale.repositories_per_stack): {shares}"
     ]
 
