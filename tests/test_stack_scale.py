@@ -192,6 +192,36 @@ def test_a_stack_of_the_set_left_empty_is_refused_with_the_fix(aws: Moto) -> Non
     assert stack_repositories(aws, f"{STACK}-2") == names(["library/b3"])  # nothing executed
 
 
+def test_cli_template_deployed_shows_the_split_of_the_deployed_set(
+    aws: Moto, tmp_path: Path
+) -> None:
+    """`a0` arrives after the set is deployed: a new deployment would put it in the first
+    stack, the deployed set takes it in the second, where there is room."""
+    first = write_config(
+        tmp_path / "a.yaml", ["b1", "b2", "b3"], scale={"repositories_per_stack": 2}
+    )
+    assert mirror("ensure-repo", "--config", str(first), env=aws.env).returncode == 0
+    path = write_config(
+        tmp_path / "b.yaml", ["a0", "b1", "b2", "b3"], scale={"repositories_per_stack": 2}
+    )
+
+    def shares(*options: str) -> list[list[str]]:
+        result = mirror("template", "--config", str(path), *options, env=aws.env)
+        assert result.returncode == 0, result.stderr
+        return [
+            [line.split(": ")[1] for line in document.splitlines() if "RepositoryName" in line]
+            for document in result.stdout.split("---\n")
+        ]
+
+    assert shares() == [names(["library/a0", "library/b1"]), names(["library/b2", "library/b3"])]
+    assert shares("--deployed") == [
+        names(["library/b1", "library/b2"]),
+        names(["library/a0", "library/b3"]),
+    ]
+    assert mirror("ensure-repo", "--config", str(path), env=aws.env).returncode == 0
+    assert stack_repositories(aws, f"{STACK}-2") == names(["library/a0", "library/b3"])
+
+
 def test_cli_template_of_a_split_config(tmp_path: Path) -> None:
     path = write_config(
         tmp_path / "images.yaml", ["b1", "b2", "b3"], scale={"repositories_per_stack": 2}
