@@ -98,6 +98,27 @@ def test_four_hundred_images_deploy_through_s3_and_one_more_is_one_change(aws: M
     assert not any(line.startswith("creating S3 bucket") for line in lines)
 
 
+def test_a_stack_deployed_before_the_compact_form_is_updated_in_place(aws: Moto) -> None:
+    """The same policies written differently: each repository is modified, none replaced."""
+    before = (Path(__file__).parent / "stack_before_compact.yml").read_text()
+    aws.client("cloudformation").create_stack(
+        StackName=STACK,
+        TemplateBody=before,
+        Parameters=[{"ParameterKey": "IAMUserName", "ParameterValue": "ci-pusher"}],
+    )
+    created = {
+        r["repositoryName"]: r["createdAt"]
+        for r in aws.client("ecr").describe_repositories()["repositories"]
+    }
+    config = make_config(["python", "node"], iam_user="ci-pusher")
+    updated = ensure_stack(config, polling=FAST)
+    assert updated.result == "updated"
+    assert sorted((c.action, c.replacement) for c in updated.changes) == [("modify", False)] * 2
+    after = aws.client("ecr").describe_repositories()["repositories"]
+    assert {r["repositoryName"]: r["createdAt"] for r in after} == created
+    assert ensure_stack(config, polling=FAST).result == "up-to-date"
+
+
 def test_a_bucket_the_config_names_takes_the_templates(aws: Moto) -> None:
     aws.client("s3").create_bucket(Bucket="team-templates")
     ensure_stack(scaled(MANY[:100], template_bucket="team-templates"), polling=FAST)
