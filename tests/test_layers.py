@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "docker_config",
         ),
     ),
-    ("decisions", ("budget", "plan", "template", "uri")),
+    ("decisions", ("budget", "plan", "cfn_yaml", "template", "uri")),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
     ("a run", ("sync", "survey", "report")),
     ("commands", ("commands", "commands.*")),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mirror import template
+from mirror import cfn_yaml
 from mirror.config import Config, load_config, parse_config
 from mirror.stack.split import split_config
 from mirror.template import (
@@ -162,8 +162,8 @@ def test_pyyaml_alone_writes_and_reads_the_same_template_as_libyaml(
     """Without libyaml, PyYAML's own emitter and parser: the same bytes, the same dict."""
     configs = [make_config(iam_user="ci-pusher"), load_config(REPO / "config" / "images.yaml")]
     fast = [render_yaml(config) for config in configs]
-    monkeypatch.setattr(template, "DUMPER", template._Dumper)
-    monkeypatch.setattr(template, "LOADER", template._Loader)
+    monkeypatch.setattr(cfn_yaml, "DUMPER", cfn_yaml._Dumper)
+    monkeypatch.setattr(cfn_yaml, "LOADER", cfn_yaml._Loader)
     assert [render_yaml(config) for config in configs] == fast
     assert [load_template(text) for text in fast] == [render(config) for config in configs]
 
