@@ -204,13 +204,18 @@ def test_a_dry_run_of_a_split_executes_nothing(aws: Moto) -> None:
     assert [s["StackName"] for s in stacks] == [STACK]
 
 
-def test_a_stack_of_the_set_left_empty_is_refused_with_the_fix(aws: Moto) -> None:
+def test_a_stack_of_the_set_left_empty_is_refused_and_nothing_of_the_set_runs(aws: Moto) -> None:
     ensure_stack(scaled(["b1", "b2", "b3"], repositories_per_stack=2), polling=FAST)
-    with pytest.raises(StackError) as raised:
-        ensure_stack(scaled(["b1", "b2"], repositories_per_stack=2), polling=FAST)
+    lines: list[str] = []
+    with pytest.raises(StackError) as raised:  # b2 leaves the first stack, b3 the second
+        ensure_stack(scaled(["b1"], repositories_per_stack=2), progress=lines.append, polling=FAST)
     assert str(raised.value).startswith(f"stack {STACK}-2 would hold no repository")
     assert f"aws cloudformation delete-stack --stack-name {STACK}-2" in str(raised.value)
-    assert stack_repositories(aws, f"{STACK}-2") == names(["library/b3"])  # nothing executed
+    assert "  - dockerhub/library/b2" in " ".join(lines)  # the first stack's change was planned,
+    cf = aws.client("cloudformation")
+    assert cf.list_change_sets(StackName=STACK)["Summaries"] == []  # then deleted, not run
+    assert stack_repositories(aws, STACK) == names(["library/b1", "library/b2"])
+    assert stack_repositories(aws, f"{STACK}-2") == names(["library/b3"])
 
 
 def test_cli_template_deployed_shows_the_split_of_the_deployed_set(

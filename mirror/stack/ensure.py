@@ -3,7 +3,7 @@
 `plan_stack` asks and decides, executing nothing (the decisions and their texts are in
 `mirror.stack.plan`):
 
-1. A stack of the set left with no repository is refused before AWS is asked anything.
+1. A stack of the set left with no repository is refused before the stack is described.
 2. **Describe** the stack. No stack: every repository is an addition, computed here (a CREATE
    change set would leave a `REVIEW_IN_PROGRESS` stack behind, even for a dry run). A state no
    update can start from is refused, with the events that led there.
@@ -99,11 +99,13 @@ def ensure_stack(
             for line in plan_lines(plan, dry_run=dry_run):
                 progress(line)
         refused = [plan.refusal for plan in plans if plan.refusal is not None]
-        if refused or dry_run:
-            outcomes = tuple(_discard(plan, clients) for plan in plans if plan.refusal is None)
-            if refused:
-                raise StackError(refused[0].message)
-            return SetOutcome(outcomes)
+        if refused:
+            for plan in plans:  # nothing of the set is executed
+                if plan.change_set is not None:
+                    clients.cloudformation.delete_change_set(ChangeSetName=plan.change_set.id)
+            raise StackError(refused[0].message)
+        if dry_run:
+            return SetOutcome(tuple(_discard(plan, clients) for plan in plans))
         return SetOutcome(
             tuple(apply_stack(plan, clients, progress=progress, polling=polling) for plan in plans)
         )
