@@ -2,7 +2,8 @@
 
 Pure: no I/O. `render(config)` builds the template as a dict (intrinsic functions in their long
 `{"Fn::Sub": ...}` form), `render_yaml(config)` writes it in CloudFormation's short YAML form
-(`!Sub`, `!If`, `!GetAtt`) and `load_template(text)` reads either form back into the long one.
+(`!Sub`, `!If`, `!FindInMap`; see `mirror.cfn_yaml`) and `load_template(text)` reads either
+form back into the long one.
 The same config always renders byte-identical YAML, which is what lets `mirror ensure-repo`
 compare the deployed template (GetTemplate) with the rendered one and skip a change set.
 
@@ -30,10 +31,10 @@ Compact: what every repository repeats is written once. The lifecycle policy tex
 repository policy (as JSON text around the principal, which only CloudFormation knows) sit in
 `Mappings`; each repository names them with `!FindInMap` and joins the policy's parts with the
 principal's ARN. There is no output per repository (CloudFormation allows 200 outputs; `mirror
-ensure-repo` reads the URIs from ECR). A repository costs about 400 bytes of YAML instead of
-1,100, so some 110 fit in the 51,200 bytes CloudFormation takes inline; larger templates go
+ensure-repo` reads the URIs from ECR). A repository costs about 760 bytes of YAML instead of
+1,140, so some 65 fit in the 51,200 bytes CloudFormation takes inline; larger templates go
 through S3 (`mirror.stack.upload`), and past `stack.scale.repositories_per_stack` the
-repositories are split over several stacks (`mirror.stack_split`).
+repositories are split over several stacks (`mirror.stack.split`).
 """
 
 from __future__ import annotations
