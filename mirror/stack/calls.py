@@ -2,12 +2,11 @@
 
 `AwsClients` holds the CloudFormation and ECR clients (built with `mirror.aws.client`, so
 region, credentials and `AWS_ENDPOINT_URL` follow the SDK's conventions), and builds the S3
-and STS ones when a template goes through S3. The reads answer what
-a plan asks: the stacks of a set and the repositories each holds, the stack, its deployed
-template and repositories, ECR's repositories and their
-image counts. `compute_change_set` creates an UPDATE change set and waits until CloudFormation
-has computed it. `aws_errors` turns every AWS error into one line of StackError or
-CredentialsError.
+and STS ones when a template goes through S3. The reads answer what a plan asks: the stacks of
+a set and the repositories each holds, the stack, its deployed template and repositories, ECR's
+repositories and their image counts. `compute_change_set` creates an UPDATE change set and
+waits until CloudFormation has computed it. `aws_errors` turns every AWS error into one line of
+StackError or CredentialsError.
 """
 
 from __future__ import annotations
