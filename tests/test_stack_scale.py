@@ -248,6 +248,25 @@ def test_cli_template_deployed_shows_the_split_of_the_deployed_set(
     assert stack_repositories(aws, f"{STACK}-2") == names(["library/a0", "library/b3"])
 
 
+def test_cli_delete_repo_deletes_every_stack_of_the_set_and_keeps_the_repositories(
+    aws: Moto, tmp_path: Path
+) -> None:
+    path = str(
+        write_config(tmp_path / "a.yaml", ["b1", "b2", "b3"], scale={"repositories_per_stack": 2})
+    )
+    assert mirror("ensure-repo", "--config", path, env=aws.env).returncode == 0
+    deleted = mirror("delete-repo", "--config", path, "--yes", env=aws.env)
+    assert deleted.returncode == 0, deleted.stderr
+    summaries = [line for line in deleted.stdout.splitlines() if line.startswith("stack ")]
+    assert summaries == [
+        f"stack {STACK}-2 deleted from {REGION}; 1 repositories retained in ECR with their images",
+        f"stack {STACK} deleted from {REGION}; 2 repositories retained in ECR with their images",
+    ]
+    stacks = aws.client("cloudformation").list_stacks()["StackSummaries"]
+    assert {s["StackStatus"] for s in stacks} == {"DELETE_COMPLETE"}
+    assert set(repositories(aws)) == set(names(["library/b1", "library/b2", "library/b3"]))
+
+
 def test_cli_template_of_a_split_config(tmp_path: Path) -> None:
     path = write_config(
         tmp_path / "images.yaml", ["b1", "b2", "b3"], scale={"repositories_per_stack": 2}
