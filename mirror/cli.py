@@ -273,13 +273,24 @@ def quota_command(
 
 @app.command("template")
 def template_command(
-    config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Of a config split over stacks, print this stack's only."),
+    ] = None,
+    deployed: Annotated[
+        bool,
+        typer.Option(
+            "--deployed", help="Split as the deployed stacks hold the repositories (asks AWS)."
+        ),
+    ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Print the CloudFormation template `ensure-repo` deploys (deployable by hand too)."""
     _logging(verbose)
     from mirror.commands.template import run_template
 
-    raise typer.Exit(run_template(config))
+    raise typer.Exit(run_template(config, stack, deployed=deployed))
 
 
 @app.command("ensure-repo")

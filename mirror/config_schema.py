@@ -214,8 +214,29 @@ class TargetFile(_Strict):
         return value
 
 
+class ScaleFile(_Strict):
+    """`stack.scale`: the repository stack past CloudFormation's limits (docs/stack-at-scale.md)."""
+
+    # The S3 bucket for templates over 51,200 bytes; null: mirror creates and keeps its own.
+    template_bucket: str | None = None
+    # Past this many, the repositories are split over stacks (a stack holds 500 resources).
+    repositories_per_stack: Annotated[int, Field(ge=1, le=490)] = 450
+
+    @field_validator("template_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        # No dots: mirror hands CloudFormation an HTTPS URL on the bucket's virtual host name.
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", value):
+            raise ValueError(
+                f"{value!r} is no S3 bucket name mirror takes: 3 to 63 lowercase letters, digits"
+                " and hyphens, starting and ending with a letter or digit"
+            )
+        return value
+
+
 class StackFile(StackAccessFile):
-    """`stack:`; pull_access, tag_mutability, mutable_tags, replication: `config_access`."""
+    """`stack:`; pull_access, tag_mutability, mutable_tags, replication: `config_access`;
+    scale: `ScaleFile`."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")] = "ecr-mirror"
     iam_user: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]+$", max_length=64)] | None = None
@@ -223,6 +244,7 @@ class StackFile(StackAccessFile):
     untagged_expiry_days: Annotated[int, Field(ge=1, le=3650)] | None = 14
     scan_on_push: bool = True
     encryption: Literal["AES256", "KMS"] = "AES256"
+    scale: ScaleFile = ScaleFile()
 
 
 class DefaultsFile(OverTimeFile):

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from mirror import cfn_yaml
 from mirror.config import Config
 from mirror.errors import ConfigError
 from mirror.schedule_policy import (
@@ -50,7 +51,7 @@ from mirror.schedule_policy import (
     stack_name,
     tool_image,
 )
-from mirror.template import MAX_TEMPLATE_BODY_BYTES, dump_template
+from mirror.template import MAX_TEMPLATE_BODY_BYTES
 
 METRICS_DIMENSION = "Stack"
 CONFIG_FILE = "/tmp/mirror-images.yaml"  # where the build writes the inline config
@@ -306,7 +307,7 @@ def render_yaml(config: Config, config_text: str) -> str:
         f" {stack_name(config)} \\\n"
         "#     --capabilities CAPABILITY_IAM\n"
     )
-    return header + dump_template(render(config, config_text))
+    return header + cfn_yaml.dump(render(config, config_text))
 
 
 def size_problem(body: str) -> str | None:

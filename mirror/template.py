@@ -2,7 +2,8 @@
 
 Pure: no I/O. `render(config)` builds the template as a dict (intrinsic functions in their long
 `{"Fn::Sub": ...}` form), `render_yaml(config)` writes it in CloudFormation's short YAML form
-(`!Sub`, `!If`, `!GetAtt`) and `load_template(text)` reads either form back into the long one.
+(`!Sub`, `!If`, `!FindInMap`; see `mirror.cfn_yaml`) and `load_template(text)` reads either
+form back into the long one.
 The same config always renders byte-identical YAML, which is what lets `mirror ensure-repo`
 compare the deployed template (GetTemplate) with the rendered one and skip a change set.
 
@@ -26,11 +27,19 @@ What the template holds, per mirrored image, one `AWS::ECR::Repository`:
 - `DeletionPolicy: Retain` and `UpdateReplacePolicy: Retain`: removing an image from the config
   or deleting the stack leaves the repository and its images in ECR;
 
-and one output per repository carrying its URI; `stack.replication` adds the registry's
-replication configuration. Resources are sorted by repository name, so
-reordering the config changes nothing. The lifecycle policy text, the same for every repository,
-sits once in `Mappings`: CloudFormation takes at most 51,200 bytes of template inline, and each
-repository costs about 1.2 kB (see `limit_problem`): some 40 images fit in one stack.
+`stack.replication` adds the registry's replication configuration (to the first stack of a
+split set only: it is the registry's one). Resources are sorted by repository name, so
+reordering the config changes nothing.
+
+Compact: what every repository repeats is written once. The lifecycle policy text and the
+repository policy (as JSON text around the principal, which only CloudFormation knows) sit in
+`Mappings`; each repository names them with `!FindInMap` and joins the policy's parts with the
+principal's ARN. With `stack.pull_access` and no IAM user, the policy is the pull-only
+statements alone, a third shared text. There is no output per repository (CloudFormation allows
+200 outputs; `mirror ensure-repo` reads the URIs from ECR). A repository costs about 760 bytes
+of YAML instead of 1,140, so some 65 fit in the 51,200 bytes CloudFormation takes inline; larger
+templates go through S3 (`mirror.stack.upload`), and past `stack.scale.repositories_per_stack`
+the repositories are split over several stacks (`mirror.stack.split`).
 """
 
 from __future__ import annotations
@@ -40,14 +49,15 @@ import json
 import re
 from typing import Any
 
-import yaml
-
+from mirror import cfn_yaml
 from mirror.config import Config, MirroredImage
+from mirror.config_access import PullAccessFile
 from mirror.template_access import (
+    POLICY_VERSION,
     PULL_ACTIONS,
     mutability_properties,
+    pull_statements,
     registry_resources,
-    repository_policy,
 )
 
 IAM_USER_PARAMETER = "IAMUserName"
@@ -56,6 +66,7 @@ HAS_IAM_USER = "HasIAMUser"
 # when the config names no IAM user) means "no repository policy".
 IAM_USER_PATTERN = "[a-zA-Z0-9-_]*"
 POLICY_SID = "AllowPushPull"
+USER_ARN = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
 # Seven actions: the first three pull, all seven together push.
 PUSH_PULL_ACTIONS = (
     *PULL_ACTIONS,
@@ -67,11 +78,19 @@ PUSH_PULL_ACTIONS = (
 MANAGED_BY = ("managed-by", "mirror")
 SOURCE_TAG = "mirror:source"
 REPOSITORY_TYPE = "AWS::ECR::Repository"
-LIFECYCLE_MAPPING = ("Lifecycle", "Untagged", "PolicyText")
+# Texts every repository shares, in `Mappings`: (map, top-level key, second-level key).
+SHARED = "Shared"
+LIFECYCLE_MAPPING = (SHARED, "Lifecycle", "Text")
+POLICY_HEAD = (SHARED, "Policy", "Head")
+POLICY_TAIL = (SHARED, "Policy", "Tail")
+PULL_ONLY_POLICY = (SHARED, "Policy", "PullOnly")
+# Where the principal's ARN goes in the shared policy text (split there into head and tail).
+_PRINCIPAL = "@principal@"
 
-# CloudFormation quotas a large config can reach (mirror sends the body inline, not via S3).
+# CloudFormation's quota on a template sent inline (TemplateBody); from S3 (TemplateURL) it takes
+# 1,000,000 bytes, more than the largest stack mirror renders: 490 repositories (the most
+# `stack.scale.repositories_per_stack` allows) of 255-character names make some 690,000.
 MAX_TEMPLATE_BODY_BYTES = 51_200
-MAX_OUTPUTS = 200
 
 _HASH_CHARS = 8
 _CAMEL_MAX = 200  # logical IDs and output keys may have 255 characters
@@ -90,11 +109,6 @@ def logical_id(repository: str) -> str:
     camel = "".join(word[:1].upper() + word[1:] for word in _WORD.findall(repository))
     digest = hashlib.sha256(repository.encode()).hexdigest()[:_HASH_CHARS]
     return f"Repo{camel[:_CAMEL_MAX]}{digest}"
-
-
-def output_key(repository: str) -> str:
-    """The stack output that carries the repository's URI."""
-    return f"{logical_id(repository)}Uri"
 
 
 def stack_parameters(config: Config) -> dict[str, str]:
@@ -127,14 +141,48 @@ def lifecycle_policy_text(days: int) -> str:
     return json.dumps(policy, separators=(",", ":"))
 
 
-def _push_pull_statement() -> dict[str, Any]:
-    """The `AllowPushPull` statement; the principal is the IAM user named by the parameter."""
-    user_arn = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:user/${{{IAM_USER_PARAMETER}}}"
-    return {
+def policy_document(principal: str, access: PullAccessFile | None) -> dict[str, Any]:
+    """Every repository's policy: the `AllowPushPull` statement for the IAM user `principal`,
+    then the pull-only statements of `stack.pull_access`.
+
+    Statements that are the same for every repository belong here: the template writes this
+    document once (see `policy_parts`).
+    """
+    push_pull = {
         "Sid": POLICY_SID,
         "Effect": "Allow",
-        "Principal": {"AWS": {"Fn::Sub": user_arn}},
+        "Principal": {"AWS": principal},
         "Action": list(PUSH_PULL_ACTIONS),
+    }
+    pull = pull_statements(access) if access is not None else []
+    return {"Version": POLICY_VERSION, "Statement": [push_pull, *pull]}
+
+
+def policy_parts(access: PullAccessFile | None) -> tuple[str, str]:
+    """The policy's JSON text before and after the principal's ARN, which only CloudFormation
+    knows (its partition and account)."""
+    text = json.dumps(policy_document(_PRINCIPAL, access), separators=(",", ":"))
+    head, tail = text.split(_PRINCIPAL)
+    return head, tail
+
+
+def pull_only_policy_text(access: PullAccessFile) -> str:
+    """The policy when no IAM user is given: the pull-only statements alone."""
+    policy = {"Version": POLICY_VERSION, "Statement": pull_statements(access)}
+    return json.dumps(policy, separators=(",", ":"))
+
+
+def _policy_text() -> dict[str, Any]:
+    """The policy text of a repository: the shared parts joined around the IAM user's ARN."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                {"Fn::FindInMap": list(POLICY_HEAD)},
+                {"Fn::Sub": USER_ARN},
+                {"Fn::FindInMap": list(POLICY_TAIL)},
+            ],
+        ]
     }
 
 
@@ -163,9 +211,17 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
                 if stack.untagged_expiry_days is not None
                 else {}
             ),
-            "RepositoryPolicyText": repository_policy(
-                _push_pull_statement(), HAS_IAM_USER, stack.pull_access
-            ),
+            "RepositoryPolicyText": {
+                "Fn::If": [
+                    HAS_IAM_USER,
+                    _policy_text(),
+                    (
+                        {"Fn::FindInMap": list(PULL_ONLY_POLICY)}
+                        if stack.pull_access is not None
+                        else {"Ref": "AWS::NoValue"}
+                    ),
+                ]
+            },
             "Tags": [
                 {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
                 {"Key": SOURCE_TAG, "Value": _source(config, image)},
@@ -177,9 +233,15 @@ def _repository(config: Config, image: MirroredImage) -> dict[str, Any]:
 def render(config: Config) -> dict[str, Any]:
     """The template for `config` as a dict, intrinsic functions in their long form."""
     images = sorted(config.images, key=lambda image: image.target_repository)
-    mapping, key, field = LIFECYCLE_MAPPING
     days = config.stack.untagged_expiry_days
-    mappings = {mapping: {key: {field: lifecycle_policy_text(days)}}} if days is not None else {}
+    access = config.stack.pull_access
+    head, tail = policy_parts(access)
+    policy = {POLICY_HEAD[2]: head, POLICY_TAIL[2]: tail}
+    if access is not None:
+        policy[PULL_ONLY_POLICY[2]] = pull_only_policy_text(access)
+    shared: dict[str, dict[str, str]] = {POLICY_HEAD[1]: policy}
+    if days is not None:
+        shared[LIFECYCLE_MAPPING[1]] = {LIFECYCLE_MAPPING[2]: lifecycle_policy_text(days)}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "ECR repositories of the images mirror keeps mirrored from Docker Hub",
@@ -197,53 +259,39 @@ def render(config: Config) -> dict[str, Any]:
         "Conditions": {
             HAS_IAM_USER: {"Fn::Not": [{"Fn::Equals": [{"Ref": IAM_USER_PARAMETER}, ""]}]}
         },
-        **({"Mappings": mappings} if mappings else {}),
+        "Mappings": {SHARED: dict(sorted(shared.items()))},
         "Resources": {
             **{logical_id(image.target_repository): _repository(config, image) for image in images},
             **registry_resources(config),
         },
-        "Outputs": {
-            output_key(image.target_repository): {
-                "Value": {"Fn::GetAtt": [logical_id(image.target_repository), "RepositoryUri"]}
-            }
-            for image in images
-        },
     }
 
 
-def _header(config: Config) -> str:
+def _header(config: Config, *, large: bool) -> str:
     user = config.stack.iam_user or "<user, or empty for no policy>"
+    bucket = config.stack.scale.template_bucket or "BUCKET"
+    # `deploy` uploads a template over 51,200 bytes to the bucket it is given, as ensure-repo does
+    upload = f" --s3-bucket {bucket}" if large else ""
     return (
         "# ECR repositories for the images `mirror` mirrors from Docker Hub.\n"
         "# Rendered by `mirror template` from the config file: regenerate it, do not edit it.\n"
         "# `mirror ensure-repo` deploys it; to deploy it by hand:\n"
         f"#   aws cloudformation deploy --template-file ecr.yml --stack-name {config.stack.name}"
         " \\\n"
-        "#     --capabilities CAPABILITY_NAMED_IAM"
+        f"#     --capabilities CAPABILITY_NAMED_IAM{upload}"
         f" --parameter-overrides {IAM_USER_PARAMETER}={user}\n"
     )
 
 
 def render_yaml(config: Config) -> str:
     """The template for `config` as YAML, after a comment saying how to deploy it."""
-    return _header(config) + dump_template(render(config))
-
-
-def dump_template(template: dict[str, Any]) -> str:
-    """A (long form) template as YAML in CloudFormation's short form, stable byte for byte."""
-    return yaml.dump(
-        template,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        width=10_000,  # keep the lifecycle policy's JSON on one line
-        indent=2,
-    )
+    body = cfn_yaml.dump(render(config))
+    return _header(config, large=needs_upload(body)) + body
 
 
 def load_template(text: str) -> dict[str, Any]:
     """Parse a YAML or JSON template; short forms (`!Ref x`, `!GetAtt a.b`) become long ones."""
-    data = yaml.load(text, Loader=_Loader)
+    data = cfn_yaml.load(text)
     if not isinstance(data, dict):
         raise ValueError("a CloudFormation template is a mapping")
     return data
@@ -261,124 +309,6 @@ def repository_names(template: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def limit_problem(config: Config, body: str) -> str | None:
-    """Why CloudFormation would refuse this template for its size, or None when it fits."""
-    count = len(config.images)
-    size = len(body.encode())
-    fix = "split the images over config files with different stack.name"
-    if count > MAX_OUTPUTS:
-        return (
-            f"{count} images need {count} stack outputs; CloudFormation allows {MAX_OUTPUTS}: {fix}"
-        )
-    if size > MAX_TEMPLATE_BODY_BYTES:
-        return (
-            f"{count} images render a template of {size} bytes; CloudFormation takes at most"
-            f" {MAX_TEMPLATE_BODY_BYTES} bytes inline: {fix}"
-        )
-    return None
-
-
-# --- CloudFormation's short YAML form ---------------------------------------------------
-
-_MAP_TAG = "tag:yaml.org,2002:map"
-
-
-def _intrinsic_key(value: Any) -> str | None:
-    """`Ref`, `Condition` or `Fn::X` when `value` is a one-key intrinsic function mapping."""
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        if key in ("Ref", "Condition") or (isinstance(key, str) and key.startswith("Fn::")):
-            return str(key)
-    return None
-
-
-def _is_simple(value: Any) -> bool:
-    """Scalars, and lists or intrinsics made only of them: written on one line."""
-    if isinstance(value, str):
-        return "\n" not in value  # a multi-line string is written as a `|` block
-    if value is None or isinstance(value, int | float | bool):
-        return True
-    if isinstance(value, list):
-        return all(_is_simple(item) for item in value)
-    key = _intrinsic_key(value)
-    return key is not None and _is_simple(value[key])
-
-
-class _Dumper(yaml.SafeDumper):
-    """Writes intrinsics in short form, short lists and two-key mappings on one line."""
-
-    def choose_scalar_style(self) -> str:
-        """`!Ref Name` rather than `!Ref 'Name'`: an explicit tag already fixes the type."""
-        style = str(super().choose_scalar_style())
-        event = self.event
-        if (
-            style == "'"
-            and isinstance(event, yaml.ScalarEvent)
-            and event.tag is not None
-            and event.tag.startswith("!")
-            and not event.style
-            and self.analysis is not None
-            and not self.analysis.empty
-            and not self.analysis.multiline
-            and (
-                self.analysis.allow_flow_plain
-                if self.flow_level
-                else self.analysis.allow_block_plain
-            )
-        ):
-            return ""
-        return style
-
-
-def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
-    key = _intrinsic_key(data)
-    if key is None:
-        flow = len(data) <= 2 and all(
-            _is_simple(v) and not isinstance(v, list | dict) for v in data.values()
-        )
-        return dumper.represent_mapping(_MAP_TAG, data, flow_style=flow)
-    tag = "!" + key.removeprefix("Fn::")
-    value = data[key]
-    if key == "Fn::GetAtt" and isinstance(value, list) and len(value) == 2:
-        return dumper.represent_scalar(tag, f"{value[0]}.{value[1]}")
-    if isinstance(value, str):
-        return dumper.represent_scalar(tag, value)
-    if isinstance(value, list):
-        return dumper.represent_sequence(tag, value, flow_style=_is_simple(value))
-    return dumper.represent_mapping(tag, value)
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_is_simple(data))
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    """A multi-line string (a buildspec) as a `|` block, when YAML allows one for it."""
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(dict, _represent_dict)
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(list, _represent_list)
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `!Ref`, `!GetAtt`, `!Sub`... into their long form."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {key: value}
-
-
-_Loader.add_multi_constructor("!", _construct_intrinsic)
+def needs_upload(body: str) -> bool:
+    """True when the template is too large to send inline: it goes through S3."""
+    return len(body.encode()) > MAX_TEMPLATE_BODY_BYTES

@@ -2,11 +2,10 @@
 
 Pure: no I/O. `mirror.template` calls these while it renders each repository and the stack:
 
-- `repository_policy`: the repository's policy. Without `pull_access` it is what it always was,
-  the push/pull statement for the IAM user when one is given (so that an existing stack's
-  template does not change); with it, the policy always holds pull-only statements, and the
-  push/pull statement joins them when the IAM user is given (`Fn::If` inside the list:
-  `AWS::NoValue` drops it). Accounts and roles share one statement (`Principal` list); the
+- `pull_statements`: the pull-only statements of `pull_access`, which `mirror.template` writes
+  once into the shared policy text, after the push/pull statement (and alone when no IAM user
+  is given). Accounts (by ID, which IAM reads as the account's root: no partition needed, so
+  the text stays the same everywhere) and roles share one statement (`Principal` list); the
   Organization gets its own, `Principal` `*` narrowed by the condition `aws:PrincipalOrgID`.
 - `mutability_properties`: `ImageTagMutability` and, for `immutable_with_exclusions`,
   `ImageTagMutabilityExclusionFilters` (ECR's wildcard filters of the tags that stay mutable).
@@ -42,10 +41,7 @@ _MUTABILITY = {
 
 def pull_statements(access: PullAccessFile) -> list[dict[str, Any]]:
     """The pull-only statements granting `access`: principals by ARN, then the organization."""
-    principals: list[Any] = [
-        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{account}:root"} for account in access.accounts
-    ]
-    principals += list(access.roles)
+    principals = [*access.accounts, *access.roles]
     statements: list[dict[str, Any]] = []
     if principals:
         statements.append(
@@ -67,23 +63,6 @@ def pull_statements(access: PullAccessFile) -> list[dict[str, Any]]:
             }
         )
     return statements
-
-
-def repository_policy(
-    push_pull: dict[str, Any], condition: str, access: PullAccessFile | None
-) -> dict[str, Any]:
-    """`RepositoryPolicyText`: `push_pull` when `condition` (the IAM user is given), plus the
-    pull-only statements of `access`."""
-    if access is None:
-        policy = {"Version": POLICY_VERSION, "Statement": [push_pull]}
-        return {"Fn::If": [condition, policy, {"Ref": "AWS::NoValue"}]}
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {"Fn::If": [condition, push_pull, {"Ref": "AWS::NoValue"}]},
-            *pull_statements(access),
-        ],
-    }
 
 
 def mutability_properties(stack: StackFile) -> dict[str, Any]:

@@ -67,6 +67,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "budget",
             "plan",
+            "cfn_yaml",
             "template",
             "schedule_policy",
             "schedule_template",

@@ -22,7 +22,6 @@ from mirror.config import Config, parse_config
 from mirror.config_access import MAX_POLICY_CHARS, MAX_PRINCIPALS, StackAccessFile
 from mirror.errors import ConfigError
 from mirror.template import (
-    HAS_IAM_USER,
     PUSH_PULL_ACTIONS,
     logical_id,
     render,
@@ -30,6 +29,7 @@ from mirror.template import (
 )
 from mirror.template_access import PULL_ACTIONS, REPLICATION_ID, REPLICATION_TYPE
 from tests.runner import Mirror, actions
+from tests.test_template import repository_policy
 from tests.world.corpus import CorpusEntry
 from tests.world.world import World
 
@@ -140,9 +140,9 @@ def test_principals_that_would_overflow_the_repository_policy_are_refused() -> N
     with pytest.raises(ConfigError, match="ECR caps at 10240: grant an organization_id instead"):
         config_with({"pull_access": {"roles": roles}})
     many = {"accounts": [f"{n:012d}" for n in range(MAX_PRINCIPALS)], "roles": [ROLE] * 1}
-    policy = repository(config_with({"iam_user": "u" * 64, "pull_access": many}))
-    resolved = json.dumps(policy["RepositoryPolicyText"]).replace("${AWS::Partition}", "aws")
-    assert len(resolved) < MAX_POLICY_CHARS
+    config = config_with({"iam_user": "u" * 64, "pull_access": many})
+    policy = repository_policy(config, PYTHON, "u" * 64)
+    assert len(json.dumps(policy)) < MAX_POLICY_CHARS
 
 
 def test_replication_needs_a_prefix_to_filter_on() -> None:
@@ -192,9 +192,9 @@ def test_without_the_keys_the_repository_is_as_before() -> None:
     properties = repository(config_with({}))
     assert properties["ImageTagMutability"] == "MUTABLE"
     assert "ImageTagMutabilityExclusionFilters" not in properties
-    policy = properties["RepositoryPolicyText"]["Fn::If"]
-    assert policy[0] == HAS_IAM_USER
-    assert [s["Sid"] for s in policy[1]["Statement"]] == ["AllowPushPull"]
+    config = config_with({})
+    assert [s["Sid"] for s in repository_policy(config, PYTHON)["Statement"]] == ["AllowPushPull"]
+    assert repository_policy(config, PYTHON, "") is None  # no IAM user: no policy
     assert REPLICATION_ID not in render(config_with({}))["Resources"]
 
 
@@ -205,15 +205,12 @@ def test_pull_access_adds_pull_only_statements_and_keeps_push_pull() -> None:
             "pull_access": {"accounts": [ACCOUNT], "roles": [ROLE], "organization_id": ORG},
         }
     )
-    policy = repository(config)["RepositoryPolicyText"]
-    push_pull, accounts, organization = policy["Statement"]
-    condition, statement, otherwise = push_pull["Fn::If"]
-    assert (condition, otherwise) == (HAS_IAM_USER, {"Ref": "AWS::NoValue"})
-    assert statement["Action"] == list(PUSH_PULL_ACTIONS)
-    assert accounts["Principal"]["AWS"] == [
-        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{ACCOUNT}:root"},
-        ROLE,
-    ]
+    push_pull, accounts, organization = repository_policy(config, PYTHON, "ci")["Statement"]
+    assert push_pull["Action"] == list(PUSH_PULL_ACTIONS)
+    assert push_pull["Principal"] == {"AWS": "arn:aws:iam::123456789012:user/ci"}
+    # without the IAM user, the pull-only statements alone
+    assert repository_policy(config, PYTHON, "")["Statement"] == [accounts, organization]
+    assert accounts["Principal"]["AWS"] == [ACCOUNT, ROLE]  # IAM reads an account ID as its root
     assert accounts["Action"] == list(PULL_ACTIONS) == list(PUSH_PULL_ACTIONS[:3])
     assert "ecr:PutImage" not in accounts["Action"]
     assert organization == {
@@ -226,9 +223,10 @@ def test_pull_access_adds_pull_only_statements_and_keeps_push_pull() -> None:
 
 
 def test_an_organization_alone_renders_one_statement_besides_push_pull() -> None:
-    policy = repository(config_with({"pull_access": {"organization_id": ORG}}))
-    assert [s.get("Sid") for s in policy["RepositoryPolicyText"]["Statement"][1:]] == [
-        "AllowPullInOrganization"
+    config = config_with({"pull_access": {"organization_id": ORG}})
+    assert [s.get("Sid") for s in repository_policy(config, PYTHON)["Statement"]] == [
+        "AllowPushPull",
+        "AllowPullInOrganization",
     ]
 
 

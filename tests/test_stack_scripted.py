@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from mirror.errors import StackError
 from mirror.stack import AwsClients, Polling, ensure_stack
-from mirror.template import logical_id
+from mirror.template import logical_id, render_yaml
 from tests.stack_config import PYTHON, STACK, make_config
 
 STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/0f1e2d3c"
@@ -57,6 +57,28 @@ class Scripted:
         }
         self.cf.add_response("describe_stacks", {"Stacks": [answer]})
 
+    def members(self, status: str | None) -> None:
+        """The stacks of the set (ListStacks): none, or the one stack in `status`, holding the
+        python repository (GetTemplate)."""
+        summaries = []
+        if status is not None:
+            summaries.append(
+                {
+                    "StackId": STACK_ID,
+                    "StackName": STACK,
+                    "CreationTime": NOW,
+                    "StackStatus": status,
+                }
+            )
+        self.cf.add_response("list_stacks", {"StackSummaries": summaries})
+        if status is not None:
+            body = render_yaml(make_config(["python"]))
+            self.cf.add_response(
+                "get_template",
+                {"TemplateBody": body},
+                {"StackName": STACK_ID, "TemplateStage": "Original"},
+            )
+
     def events(self, *events: tuple[str, str, str]) -> None:
         """(event id, logical id, status[: reason]) newest first."""
         answer = []
@@ -93,6 +115,7 @@ REASON = (
 
 def test_a_failed_creation_prints_the_events_reasons(scripted: Scripted) -> None:
     config = make_config(["python"], iam_user="nobody")
+    scripted.members(None)
     scripted.cf.add_client_error(
         "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
     )
@@ -123,6 +146,7 @@ def test_a_failed_creation_prints_the_events_reasons(scripted: Scripted) -> None
 
 
 def test_waiting_is_bounded(scripted: Scripted) -> None:
+    scripted.members(None)
     scripted.cf.add_client_error(
         "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
     )
@@ -155,6 +179,7 @@ def test_waiting_is_bounded(scripted: Scripted) -> None:
 def test_a_stack_no_update_can_start_from_is_explained(
     scripted: Scripted, status: str, advice: str
 ) -> None:
+    scripted.members(status)
     scripted.stack(status)
     scripted.events(
         ("e2", logical_id(PYTHON), f"CREATE_FAILED: {REASON}"),
@@ -176,6 +201,7 @@ def test_a_stack_no_update_can_start_from_is_explained(
 
 def test_a_replacement_is_refused_before_anything_is_executed(scripted: Scripted) -> None:
     config = make_config(["python"], encryption="KMS")
+    scripted.members("UPDATE_COMPLETE")
     scripted.stack(
         "UPDATE_COMPLETE", Parameters=[{"ParameterKey": "IAMUserName", "ParameterValue": "x"}]
     )
@@ -223,11 +249,11 @@ def test_a_replacement_is_refused_before_anything_is_executed(scripted: Scripted
 
 def test_aws_errors_become_one_line(scripted: Scripted) -> None:
     scripted.cf.add_client_error(
-        "describe_stacks", "AccessDenied", "User: arn:aws:iam::1:user/x is not authorized"
+        "list_stacks", "AccessDenied", "User: arn:aws:iam::1:user/x is not authorized"
     )
     with pytest.raises(StackError) as raised:
         ensure_stack(make_config(["python"]), aws=scripted.clients)
     assert str(raised.value) == (
-        f"stack {STACK}: DescribeStacks failed: AccessDenied:"
+        f"stack {STACK}: ListStacks failed: AccessDenied:"
         " User: arn:aws:iam::1:user/x is not authorized"
     )

@@ -1,11 +1,15 @@
 """The rendered CloudFormation template: stable, complete, cfn-lint clean, and what moto ignores.
 
 moto ignores the repository policy, the lifecycle policy and the scanning configuration when
-it deploys a stack, so those are asserted here, on the rendered template.
+it deploys a stack, so those are asserted here, on the rendered template. The policy is written
+once, as JSON text in `Mappings`, and joined around the principal's ARN in each repository:
+`resolved` evaluates those intrinsic functions as CloudFormation would, so the tests read the
+policy each repository gets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,17 +18,18 @@ from typing import Any
 import pytest
 import yaml
 
+from mirror import cfn_yaml
 from mirror.config import Config, load_config, parse_config
+from mirror.stack.split import split_config
 from mirror.template import (
     HAS_IAM_USER,
     IAM_USER_PARAMETER,
     IAM_USER_PATTERN,
     MAX_TEMPLATE_BODY_BYTES,
     PUSH_PULL_ACTIONS,
-    limit_problem,
     load_template,
     logical_id,
-    output_key,
+    needs_upload,
     render,
     render_yaml,
     repository_names,
@@ -71,6 +76,42 @@ def make_config(
     return parse_config(yaml.safe_dump(document), "images.yaml")
 
 
+PSEUDO = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012"}
+
+
+def resolved(node: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """`node` with `Fn::FindInMap`, `Ref`, `Fn::Sub` and `Fn::Join` evaluated, as CloudFormation
+    does for the account 123456789012 (`Fn::If` and `AWS::NoValue` are left as they are)."""
+    values = {**PSEUDO, **parameters}
+    if isinstance(node, list):
+        return [resolved(item, template, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "Fn::FindInMap" in node:
+        name, key, field = node["Fn::FindInMap"]
+        return template["Mappings"][name][key][field]
+    if "Ref" in node and node["Ref"] in values:
+        return values[node["Ref"]]
+    if "Fn::Sub" in node:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], node["Fn::Sub"])
+    if "Fn::Join" in node:
+        separator, items = node["Fn::Join"]
+        return separator.join(resolved(items, template, parameters))
+    return {key: resolved(value, template, parameters) for key, value in node.items()}
+
+
+def repository_policy(config: Config, repository: str, iam_user: str = "ci-pusher") -> Any:
+    """The policy document the repository gets with that IAM user ("": none; None: no policy),
+    the template's intrinsic functions evaluated as CloudFormation would."""
+    template = render(config)
+    condition, text, otherwise = properties(config, repository)["RepositoryPolicyText"]["Fn::If"]
+    assert condition == HAS_IAM_USER
+    chosen = text if iam_user else otherwise
+    if chosen == {"Ref": "AWS::NoValue"}:
+        return None
+    return json.loads(resolved(chosen, template, {IAM_USER_PARAMETER: iam_user}))
+
+
 def resources(config: Config) -> dict[str, dict[str, Any]]:
     return dict(render(config)["Resources"])
 
@@ -85,7 +126,6 @@ def properties(config: Config, repository: str) -> dict[str, Any]:
 def test_logical_ids_are_readable_and_pinned() -> None:
     # Pinned: a changed scheme would make CloudFormation drop and re-add every repository.
     assert logical_id("dockerhub/library/python") == "RepoDockerhubLibraryPython1bbcb99e"
-    assert output_key("dockerhub/library/python") == "RepoDockerhubLibraryPython1bbcb99eUri"
 
 
 def test_names_that_camelcase_alike_get_different_ids() -> None:
@@ -98,7 +138,6 @@ def test_logical_ids_fit_cloudformation_rules_for_the_longest_names() -> None:
     longest = "/".join(["a" * 63] * 4)  # 255 characters
     for name in (longest, "x/y", "dockerhub/library/python"):
         assert re.fullmatch(r"[A-Za-z0-9]{1,255}", logical_id(name))
-        assert re.fullmatch(r"[A-Za-z0-9]{1,255}", output_key(name))
 
 
 # --- stability -----------------------------------------------------------------------------
@@ -117,8 +156,20 @@ def test_the_order_of_images_in_the_config_does_not_matter() -> None:
 def test_the_yaml_reads_back_into_the_rendered_dict() -> None:
     config = make_config(iam_user="ci-pusher")
     text = render_yaml(config)
-    assert "!GetAtt" in text and "!If" in text and "!Sub" in text  # CloudFormation short form
+    assert "!FindInMap" in text and "!If" in text and "!Sub" in text  # CloudFormation short form
     assert load_template(text) == render(config)
+
+
+def test_pyyaml_alone_writes_and_reads_the_same_template_as_libyaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without libyaml, PyYAML's own emitter and parser: the same bytes, the same dict."""
+    configs = [make_config(iam_user="ci-pusher"), load_config(REPO / "config" / "images.yaml")]
+    fast = [render_yaml(config) for config in configs]
+    monkeypatch.setattr(cfn_yaml, "DUMPER", cfn_yaml._Dumper)
+    monkeypatch.setattr(cfn_yaml, "LOADER", cfn_yaml._Loader)
+    assert [render_yaml(config) for config in configs] == fast
+    assert [load_template(text) for text in fast] == [render(config) for config in configs]
 
 
 def test_load_template_reads_json_and_every_short_form() -> None:
@@ -146,18 +197,22 @@ def test_one_repository_per_image_named_from_the_config() -> None:
 
 
 def test_every_repository_has_the_push_pull_policy_for_the_iam_user() -> None:
-    for resource in resources(make_config(iam_user="ci-pusher")).values():
-        policy = resource["Properties"]["RepositoryPolicyText"]
-        condition, document, otherwise = policy["Fn::If"]
-        assert condition == HAS_IAM_USER
-        assert otherwise == {"Ref": "AWS::NoValue"}
+    config = make_config(iam_user="ci-pusher")
+    for name in repository_names(render(config)).values():
+        document = repository_policy(config, name)
+        assert document["Version"] == "2012-10-17"
         (statement,) = document["Statement"]
         assert statement["Sid"] == "AllowPushPull"
         assert statement["Effect"] == "Allow"
         assert statement["Action"] == PUSH_PULL_STATEMENT_ACTIONS == list(PUSH_PULL_ACTIONS)
-        assert statement["Principal"] == {
-            "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${IAMUserName}"}
-        }
+        assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:user/ci-pusher"}
+
+
+def test_the_policy_text_is_written_once_however_many_repositories() -> None:
+    few, many = make_config(["a", "b"]), make_config([f"team/image{i}" for i in range(50)])
+    for config in (few, many):
+        assert render_yaml(config).count('"Sid":"AllowPushPull"') == 1
+        assert render_yaml(config).count('"rulePriority":1') == 1
 
 
 def test_the_policy_applies_only_when_an_iam_user_is_given() -> None:
@@ -184,7 +239,7 @@ def test_the_iam_user_parameter_keeps_its_name_pattern(value: str, allowed: bool
 def test_untagged_images_expire_after_the_configured_days() -> None:
     for days in (14, 30):
         template = render(make_config(expiry=days))
-        text = template["Mappings"]["Lifecycle"]["Untagged"]["PolicyText"]
+        text = template["Mappings"]["Shared"]["Lifecycle"]["Text"]
         (rule,) = json.loads(text)["rules"]
         assert rule["selection"] == {
             "tagStatus": "untagged",
@@ -195,7 +250,7 @@ def test_untagged_images_expire_after_the_configured_days() -> None:
         assert rule["action"] == {"type": "expire"}
         for resource in template["Resources"].values():
             assert resource["Properties"]["LifecyclePolicy"] == {
-                "LifecyclePolicyText": {"Fn::FindInMap": ["Lifecycle", "Untagged", "PolicyText"]}
+                "LifecyclePolicyText": {"Fn::FindInMap": ["Shared", "Lifecycle", "Text"]}
             }
 
 
@@ -227,13 +282,8 @@ def test_repositories_survive_removal_and_stack_deletion() -> None:
         assert resource["UpdateReplacePolicy"] == "Retain"
 
 
-def test_outputs_carry_every_repository_uri() -> None:
-    template = render(make_config())
-    assert template["Outputs"] == {
-        output_key(name): {"Value": {"Fn::GetAtt": [logical_id(name), "RepositoryUri"]}}
-        for name in repository_names(template).values()
-    }
-    assert len(template["Outputs"]) == 3
+def test_no_output_per_repository_a_stack_holds_200_at_most() -> None:
+    assert "Outputs" not in render(make_config([f"team/image{i}" for i in range(250)]))
 
 
 def test_the_header_tells_how_to_deploy_by_hand() -> None:
@@ -245,19 +295,29 @@ def test_the_header_tells_how_to_deploy_by_hand() -> None:
 # --- limits --------------------------------------------------------------------------------
 
 
-def test_size_limits_are_reported_with_the_fix() -> None:
-    assert limit_problem(make_config(), render_yaml(make_config())) is None
-    many = make_config([f"team/image{i}" for i in range(60)])
-    problem = limit_problem(many, render_yaml(many))
-    assert problem is not None
-    assert f"{MAX_TEMPLATE_BODY_BYTES} bytes" in problem and "stack.name" in problem
-    too_many = make_config([f"team/image{i}" for i in range(201)])
-    assert "200" in str(limit_problem(too_many, render_yaml(too_many)))
+def test_sixty_images_fit_inline_and_four_hundred_go_through_s3() -> None:
+    sixty = render_yaml(make_config([f"some-namespace/image-name-{i}" for i in range(60)]))
+    assert len(sixty.encode()) <= MAX_TEMPLATE_BODY_BYTES and not needs_upload(sixty)
+    many = make_config([f"some-namespace/image-name-{i}" for i in range(400)])
+    body = render_yaml(many)
+    assert needs_upload(body)
+    assert "--s3-bucket BUCKET" in body and "--s3-bucket" not in sixty
 
 
-def test_about_forty_images_fit_in_one_template() -> None:
-    config = make_config([f"some-namespace/image-name-{i}" for i in range(40)])
-    assert limit_problem(config, render_yaml(config)) is None
+def test_the_largest_stack_mirror_renders_fits_what_cloudformation_takes_from_s3() -> None:
+    """490 repositories (the most a stack of the set holds) with 255-character names: less
+    than the 1,000,000 bytes CloudFormation reads from S3, so no size is ever refused."""
+    config = make_config(["a"], iam_user="ci-pusher")
+    (image,) = config.images
+    images = tuple(
+        dataclasses.replace(
+            image, repository=f"{i:03d}/" + "r" * 251, target_repository=f"{i:03d}/" + "n" * 251
+        )
+        for i in range(490)
+    )
+    body = render_yaml(dataclasses.replace(config, images=images))
+    assert len(repository_names(load_template(body))) == 490
+    assert len(body.encode()) < 1_000_000
 
 
 # --- cfn/ and cfn-lint ---------------------------------------------------------------------
@@ -297,12 +357,35 @@ def test_rendered_variants_are_cfn_lint_clean(config: Config) -> None:
     assert _lint(render_yaml(config)) == []
 
 
+def test_a_template_for_s3_and_every_stack_of_a_split_are_cfn_lint_clean() -> None:
+    """400 images: one template over 51,200 bytes (sent through S3); then the same images
+    split over stacks of at most 150 repositories."""
+    names = [f"some-namespace/image-name-{i}" for i in range(400)]
+    large = make_config(names, iam_user="ci-pusher")
+    assert needs_upload(render_yaml(large))
+    assert _lint(render_yaml(large)) == []
+    split = parse_config(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "stack": {"iam_user": "ci-pusher", "scale": {"repositories_per_stack": 150}},
+                "images": [{"image": name, "tags": ["latest"]} for name in names],
+            }
+        ),
+        "images.yaml",
+    )
+    parts = split_config(split, {})
+    assert [len(part.images) for part in parts] == [150, 150, 100]
+    for part in parts:
+        assert _lint(render_yaml(part)) == []
+
+
 def test_untagged_expiry_null_leaves_the_lifecycle_rule_out() -> None:
     config = parse_config(
         "version: 1\nstack: {untagged_expiry_days: null}\nimages: [{image: a, tags: [x]}]\n"
     )
     template = render(config)
-    assert "Mappings" not in template
+    assert "Lifecycle" not in template["Mappings"]["Shared"]
     (repository,) = template["Resources"].values()
     assert "LifecyclePolicy" not in repository["Properties"]
     assert "LifecyclePolicy" in next(iter(resources(make_config(["a"])).values()))["Properties"]
@@ -422,5 +505,12 @@ def test_no_policy_in_cfn_or_the_rendered_config_grants_a_wildcard(path: Path) -
         template = load_template(path.read_text())
     else:
         template = render(load_config(path))
+    shared = template.get("Mappings", {}).get("Shared", {}).get("Policy")
+    if shared is not None:  # the repositories' policy, as JSON text around the principal
+        principal = "arn:aws:iam::123456789012:user/ci-pusher"
+        template = {
+            **template,
+            "SharedPolicy": json.loads(shared["Head"] + principal + shared["Tail"]),
+        }
     assert _statements(template), f"{path}: no policy statement found: the check saw nothing"
     assert overbroad(template) == []

@@ -64,7 +64,7 @@ def run_delete_repo(
     out: TextIO = sys.stdout,
 ) -> int:
     """`ask(question)` is asked unless `yes`; without `yes`, stdin must be a terminal."""
-    from mirror.stack import DeletePlan, delete_stack
+    from mirror.stack import DeletePlan, delete_set
 
     if not yes and not interactive:
         raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
@@ -76,6 +76,7 @@ def run_delete_repo(
         say("Deleting the stack leaves these repositories in ECR with their images.")
         return yes or ask(f"Delete stack {plan.stack_name}?")
 
-    outcome = delete_stack(load_config(config_path), confirm=confirm, progress=say)
-    write_report(outcome.summary(), *outcome.rows(), out=out)
-    return 1 if outcome.result == "cancelled" else 0
+    outcomes = delete_set(load_config(config_path), confirm=confirm, progress=say)
+    for outcome in outcomes:  # one report per stack of the set
+        write_report(outcome.summary(), *outcome.rows(), out=out)
+    return 1 if any(outcome.result == "cancelled" for outcome in outcomes) else 0

@@ -1,11 +1,13 @@
 """The AWS calls of a stack operation, and the SDK's errors made one line.
 
 `AwsClients` holds the CloudFormation and ECR clients (built with `mirror.aws.client`, so
-region, credentials and `AWS_ENDPOINT_URL` follow the SDK's conventions). The reads answer what
-a plan asks: the stack, its deployed template and repositories, ECR's repositories and their
-image counts. `compute_change_set` creates an UPDATE change set and waits until CloudFormation
-has computed it; `create_and_wait` and `execute_and_wait` carry an operation out and follow it
-to its end. `aws_errors` turns every AWS error into one line of StackError or
+region, credentials and `AWS_ENDPOINT_URL` follow the SDK's conventions), and builds the S3
+and STS ones when a template goes through S3. The reads answer what a plan asks: the stacks of
+a set and the repositories each holds, the stack, its deployed template and repositories, ECR's
+repositories and their image counts. `compute_change_set` creates an UPDATE change set and
+waits until CloudFormation has computed it; `create_and_wait` and `execute_and_wait` carry an
+operation out and follow it to its end. A template goes as `source`: `TemplateBody` inline, or
+`TemplateURL` once uploaded. `aws_errors` turns every AWS error into one line of StackError or
 CredentialsError.
 """
 
@@ -25,7 +27,9 @@ from mirror.config import Config
 from mirror.errors import CredentialsError, StackError
 from mirror.stack.events import Polling, Progress, StackEvents
 from mirror.stack.plan import ChangeSet, Repository, is_no_changes
-from mirror.template import REPOSITORY_TYPE
+from mirror.stack.split import member_index
+from mirror.stack.upload import TemplateStore
+from mirror.template import REPOSITORY_TYPE, load_template, repository_names
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -36,14 +40,18 @@ if TYPE_CHECKING:
         StackTypeDef,
     )
     from mypy_boto3_ecr.client import ECRClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sts.client import STSClient
 
 
 @dataclass(frozen=True)
 class AwsClients:
-    """The two clients a stack operation needs."""
+    """The clients a stack operation needs; S3 and STS only for templates over 51,200 bytes."""
 
     cloudformation: CloudFormationClient
     ecr: ECRClient
+    s3: S3Client | None = None  # None: built when needed, in the same region
+    sts: STSClient | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> AwsClients:
@@ -53,6 +61,15 @@ class AwsClients:
     @property
     def region(self) -> str:
         return str(self.cloudformation.meta.region_name)
+
+    def template_store(self, bucket: str | None) -> TemplateStore:
+        """Where templates too large to send inline go (`bucket`, or mirror's own)."""
+        return TemplateStore(
+            self.s3 or client("s3", self.region),
+            self.sts or client("sts", self.region),
+            self.region,
+            bucket,
+        )
 
 
 @contextmanager
@@ -88,6 +105,27 @@ def describe_stack(cf: CloudFormationClient, name: str) -> StackTypeDef | None:
             return None
         raise
     return stacks[0] if stacks else None
+
+
+def set_members(cf: CloudFormationClient, base: str) -> dict[int, str]:
+    """Index in the set -> stack ID of the stacks of the set `base` that exist."""
+    members: dict[int, str] = {}
+    for page in cf.get_paginator("list_stacks").paginate():
+        for summary in page["StackSummaries"]:
+            index = member_index(base, summary["StackName"])
+            if index is not None and summary["StackStatus"] != "DELETE_COMPLETE":
+                members[index] = summary.get("StackId", summary["StackName"])
+    return members
+
+
+def held_repositories(cf: CloudFormationClient, members: Mapping[int, str]) -> dict[str, int]:
+    """Repository name -> index of the stack of the set that holds it (its deployed template)."""
+    held: dict[str, int] = {}
+    for index, stack_id in sorted(members.items()):
+        template = deployed_template(cf, stack_id)
+        loaded = load_template(template) if isinstance(template, str) else template
+        held.update({name: index for name in repository_names(loaded).values()})
+    return held
 
 
 def deployed_template(cf: CloudFormationClient, stack_id: str) -> Any:
@@ -151,7 +189,7 @@ def parameter_list(parameters: Mapping[str, str]) -> list[ParameterTypeDef]:
 def compute_change_set(
     cf: CloudFormationClient,
     stack_name: str,
-    body: str,
+    source: Mapping[str, str],
     parameters: Mapping[str, str],
     *,
     polling: Polling,
@@ -168,7 +206,7 @@ def compute_change_set(
             StackName=stack_name,  # moto finds a stack for a change set by name only
             ChangeSetName=name,
             ChangeSetType="UPDATE",
-            TemplateBody=body,
+            **source,  # type: ignore[arg-type]
             Parameters=parameter_list(parameters),
             Capabilities=list(capabilities),
             Description=description,
@@ -209,7 +247,7 @@ def compute_change_set(
 
 def create_and_wait(
     events: StackEvents,
-    body: str,
+    source: Mapping[str, str],
     parameters: Mapping[str, str],
     *,
     polling: Polling,
@@ -219,7 +257,7 @@ def create_and_wait(
     events.progress(f"creating stack {events.stack_name}")
     stack_id = events.cloudformation.create_stack(
         StackName=events.stack_name,
-        TemplateBody=body,
+        **source,  # type: ignore[arg-type]
         Parameters=parameter_list(parameters),
         Capabilities=list(capabilities),
     )["StackId"]

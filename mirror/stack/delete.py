@@ -3,11 +3,13 @@
 Steps: describe the stack (none: nothing to delete); refuse while another operation runs on
 it; list the repositories it holds and ask `confirm` with a `DeletePlan`; delete the stack and
 wait, showing its events; report the repositories left in ECR (`DeletionPolicy: Retain`) with
-their images counted.
+their images counted. `delete_set` does that for every stack of a split config
+(`mirror.stack.split`), the last of the set first, each confirmed on its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from mirror.config import Config
@@ -19,10 +21,39 @@ from mirror.stack.calls import (
     describe_stack,
     ecr_repositories,
     owned_repositories,
+    set_members,
 )
 from mirror.stack.events import Polling, Progress, StackEvents, silent
 from mirror.stack.outcome import DeleteOutcome
 from mirror.stack.plan import DeletePlan, busy_refusal, logical_names
+from mirror.stack.split import member_name
+
+
+def delete_set(
+    config: Config,
+    *,
+    confirm: Callable[[DeletePlan], bool],
+    progress: Progress = silent,
+    polling: Polling = Polling(),
+    aws: AwsClients | None = None,
+) -> tuple[DeleteOutcome, ...]:
+    """`delete_stack` for each stack of the set, from the last to `stack.name` itself."""
+    base = config.stack.name
+    with aws_errors(base):
+        clients = aws or AwsClients.for_config(config)
+        indexes = sorted(set_members(clients.cloudformation, base), reverse=True) or [0]
+    return tuple(
+        delete_stack(
+            dataclasses.replace(
+                config, stack=config.stack.model_copy(update={"name": member_name(base, index)})
+            ),
+            confirm=confirm,
+            progress=progress,
+            polling=polling,
+            aws=clients,
+        )
+        for index in indexes
+    )
 
 
 def delete_stack(

@@ -3,7 +3,7 @@
 `plan_stack` asks and decides, executing nothing (the decisions and their texts are in
 `mirror.stack.plan`):
 
-1. A template too large for CloudFormation is refused before AWS is asked anything.
+1. A stack of the set left with no repository is refused before the stack is described.
 2. **Describe** the stack. No stack: every repository is an addition, computed here (a CREATE
    change set would leave a `REVIEW_IN_PROGRESS` stack behind, even for a dry run). A state no
    update can start from is refused, with the events that led there.
@@ -12,7 +12,12 @@
 4. Repositories to add that already exist in ECR outside the stack are refused, with the fix.
 5. Otherwise an UPDATE change set; "no changes" (see `is_no_changes`) means up to date.
 
-`ensure_stack` shows the plan; a dry run stops there (deleting the change set it computed).
+`ensure_stack` first finds the stacks of the set (`mirror.stack.split`: past
+`stack.scale.repositories_per_stack` repositories, the config is split over `<name>`,
+`<name>-2`...) and which repositories each holds, then plans each stack of the set as above and
+shows the plans as one. A refusal of any stops them all; a dry run stops there too (deleting the
+change sets it computed). A template over 51,200 bytes goes to CloudFormation through S3
+(`mirror.stack.upload`).
 `apply_stack` refuses a change that would replace a repository, then creates the stack or
 executes the change set and waits, showing the stack's events. The outcome names the
 repositories' URIs (read from ECR: moto does not refresh stack outputs after a change set),
@@ -37,25 +42,31 @@ from mirror.stack.calls import (
     describe_stack,
     ecr_repositories,
     execute_and_wait,
+    held_repositories,
     owned_repositories,
+    set_members,
 )
 from mirror.stack.events import Polling, Progress, StackEvents, silent
-from mirror.stack.outcome import StackOutcome, StackResult
+from mirror.stack.outcome import SetOutcome, StackOutcome, StackResult
 from mirror.stack.plan import (
     UPDATABLE,
     Refusal,
     StackPlan,
     additions,
     blocked_refusal,
-    limit_refusal,
+    empty_refusal,
     missing_refusal,
     outside_refusal,
     parameters_match,
     plan_lines,
     replacement_refusal,
     repository_changes,
+    set_lines,
     template_matches,
 )
+from mirror.stack.split import split_config
+from mirror.stack.upload import upload_template
+from mirror.template import needs_upload
 
 
 def ensure_stack(
@@ -65,22 +76,40 @@ def ensure_stack(
     progress: Progress = silent,
     polling: Polling = Polling(),
     aws: AwsClients | None = None,
-) -> StackOutcome:
-    """Create or update the stack so that it holds exactly the config's repositories.
+) -> SetOutcome:
+    """Create or update the stacks of the set so that they hold exactly the config's
+    repositories, each of them in the stack that holds it already.
 
     Raises StackError (with its reasons sent to `progress` first) when CloudFormation refuses
     or fails, CredentialsError when there are no AWS credentials.
     """
     with aws_errors(config.stack.name):
         clients = aws or AwsClients.for_config(config)
-        plan = plan_stack(config, clients, progress=progress, polling=polling)
-        for line in plan_lines(plan, dry_run=dry_run):
+        members = set_members(clients.cloudformation, config.stack.name)
+        parts = [
+            part
+            for index, part in enumerate(
+                split_config(config, held_repositories(clients.cloudformation, members))
+            )
+            if part.images or index in members  # an empty place in the set stays empty
+        ]
+        for line in set_lines(parts):
             progress(line)
-        if plan.refusal is not None:
-            raise StackError(plan.refusal.message)
+        plans = [plan_stack(part, clients, progress=progress, polling=polling) for part in parts]
+        for plan in plans:
+            for line in plan_lines(plan, dry_run=dry_run):
+                progress(line)
+        refused = [plan.refusal for plan in plans if plan.refusal is not None]
+        if refused:
+            for plan in plans:  # nothing of the set is executed
+                if plan.change_set is not None:
+                    clients.cloudformation.delete_change_set(ChangeSetName=plan.change_set.id)
+            raise StackError(refused[0].message)
         if dry_run:
-            return _discard(plan, clients)
-        return apply_stack(plan, clients, progress=progress, polling=polling)
+            return SetOutcome(tuple(_discard(plan, clients) for plan in plans))
+        return SetOutcome(
+            tuple(apply_stack(plan, clients, progress=progress, polling=polling) for plan in plans)
+        )
 
 
 def plan_stack(
@@ -94,7 +123,7 @@ def plan_stack(
     with aws_errors(config.stack.name):
         cf = aws.cloudformation
         plan = StackPlan.for_config(config, aws.region)
-        refusal = limit_refusal(config, plan.stack_name, plan.template_body)
+        refusal = empty_refusal(plan)
         if refusal is not None:
             return replace(plan, refusal=refusal)
         stack = describe_stack(cf, plan.stack_name)
@@ -124,7 +153,7 @@ def plan_stack(
         computed = compute_change_set(
             cf,
             plan.stack_name,
-            plan.template_body,
+            _template_source(plan, aws, progress),
             plan.parameters,
             polling=polling,
             progress=progress,
@@ -154,7 +183,9 @@ def apply_stack(
         cf = aws.cloudformation
         events = StackEvents(cf, plan.stack_name, plan.names, progress)
         if plan.action == "create":
-            create_and_wait(events, plan.template_body, plan.parameters, polling=polling)
+            create_and_wait(
+                events, _template_source(plan, aws, progress), plan.parameters, polling=polling
+            )
             return _settled(plan, "created", aws, ecr_repositories(aws.ecr))
         if plan.change_set is not None:
             refusal = replacement_refusal(plan)
@@ -165,6 +196,14 @@ def apply_stack(
             execute_and_wait(events, stack_id, plan.change_set, polling=polling)
             return _settled(plan, "updated", aws, ecr_repositories(aws.ecr))
         return _settled(plan, "up-to-date", aws, plan.existing)
+
+
+def _template_source(plan: StackPlan, aws: AwsClients, progress: Progress) -> dict[str, str]:
+    """The template inline, or its URL once uploaded to S3 (over 51,200 bytes)."""
+    if not needs_upload(plan.template_body):
+        return {"TemplateBody": plan.template_body}
+    store = aws.template_store(plan.template_bucket)
+    return {"TemplateURL": upload_template(store, plan.stack_name, plan.template_body, progress)}
 
 
 def _settled(

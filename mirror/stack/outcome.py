@@ -1,6 +1,8 @@
 """What a stack operation did (or, for a dry run, would do), as the command line reports it.
 
 Pure: `summary()` is the one line, `rows()` the table (headers, rows) of repositories.
+`SetOutcome` is what `ensure-repo` reports: the outcomes of the stacks of a split config as one
+(for one stack, exactly that stack's outcome).
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ class StackOutcome:
             change_set=plan.change_set.name if plan.change_set else None,
         )
 
+    def wanted(self) -> set[str]:
+        """The config's repositories in this stack: those in ECR, and those (to be) added."""
+        added = {change.repository for change in self.changes if change.action == "add"}
+        return {repository.name for repository in self.repositories} | added
+
     def count(self, action: ChangeAction) -> int:
         return sum(1 for change in self.changes if change.action == action)
 
     def summary(self) -> str:
         """One line saying what happened."""
-        name, counts = self.stack_name, self._counts()
+        name, counts = self.stack_name, self.counts()
         if self.result == "created":
             return f"stack {name} created in {self.region}: {len(self.repositories)} repositories"
         if self.result == "updated":
@@ -70,7 +77,8 @@ class StackOutcome:
             )
         return f"dry run: ensure-repo would update stack {name} in {self.region}: {counts}"
 
-    def _counts(self) -> str:
+    def counts(self) -> str:
+        """How many repositories were (or would be) added, changed and removed."""
         if self.result.startswith("would"):
             return (
                 f"{self.count('add')} to add, {self.count('modify')} to change,"
@@ -111,6 +119,70 @@ class StackOutcome:
                 state = "removed from the stack, no longer in ECR"
             rows.append((change.repository, state, kept.uri if kept else ""))
         return ("repository", "change", "uri"), rows
+
+
+_PHRASES: dict[StackResult, str] = {
+    "created": "created",
+    "updated": "updated",
+    "up-to-date": "up to date",
+    "would-create": "would be created",
+    "would-update": "would be updated",
+}
+
+
+@dataclass(frozen=True)
+class SetOutcome:
+    """What `ensure_stack` did to the stacks of the set (one stack unless the config is split)."""
+
+    stacks: tuple[StackOutcome, ...]
+
+    @property
+    def result(self) -> StackResult:
+        """The stacks' result when they share it; else `updated` (`would-update` for a dry run)."""
+        results = {stack.result for stack in self.stacks}
+        if len(results) == 1:
+            return results.pop()
+        return "would-update" if any(r.startswith("would") for r in results) else "updated"
+
+    @property
+    def changes(self) -> tuple[RepositoryChange, ...]:
+        return tuple(change for stack in self.stacks for change in stack.changes)
+
+    @property
+    def repositories(self) -> tuple[Repository, ...]:
+        return tuple(repository for stack in self.stacks for repository in stack.repositories)
+
+    @property
+    def retained(self) -> tuple[Repository, ...]:
+        return tuple(repository for stack in self.stacks for repository in stack.retained)
+
+    def summary(self) -> str:
+        """One line: the stack's own, or the set's total and what happened to each stack."""
+        if len(self.stacks) == 1:
+            return self.stacks[0].summary()
+        names = ", ".join(stack.stack_name for stack in self.stacks)
+        each = ", ".join(
+            f"{stack.stack_name} {_PHRASES[stack.result]}"
+            + (f" ({stack.counts()})" if stack.changes else "")
+            for stack in self.stacks
+        )
+        region = self.stacks[0].region
+        prefix = "dry run: " if self.result.startswith("would") else ""
+        count = sum(len(stack.wanted()) for stack in self.stacks)
+        return (
+            f"{prefix}{len(self.stacks)} stacks ({names}) in {region}, {count} repositories: {each}"
+        )
+
+    def rows(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The stack's table; for a set, every stack's rows with the stack named last."""
+        if len(self.stacks) == 1:
+            headers, own = self.stacks[0].rows()
+            return headers, [tuple(row) for row in own]
+        rows: list[tuple[str, ...]] = []
+        for stack in self.stacks:
+            headers, own = stack.rows()
+            rows += [(*row, stack.stack_name) for row in own]
+        return (*headers, "stack"), rows
 
 
 @dataclass(frozen=True)

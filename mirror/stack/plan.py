@@ -3,7 +3,7 @@
 Pure: no I/O. `mirror.stack.ensure.plan_stack` asks AWS and decides with the functions here:
 the repositories a new stack adds, the repository changes of a change set, whether the deployed
 template and parameters already match the config. `plan_lines` is the plan as shown (a dry run
-shows it and stops there). Every refusal, with its fix, is worded here: a template too large, a
+shows it and stops there). Every refusal, with its fix, is worded here: a stack left empty, a
 stack no update can start from, repositories that exist outside the stack, a change that would
 replace a repository, repositories deleted by hand, a stack busy when asked to delete it.
 """
@@ -20,7 +20,6 @@ import yaml
 from mirror.config import Config
 from mirror.template import (
     REPOSITORY_TYPE,
-    limit_problem,
     load_template,
     logical_id,
     render,
@@ -99,6 +98,7 @@ class StackPlan:
     stack_name: str
     region: str
     template_body: str  # the rendered YAML
+    template_bucket: str | None  # stack.scale.template_bucket, for a template sent through S3
     parameters: Mapping[str, str]
     wanted: tuple[str, ...]  # the config's repositories, sorted
     names: Mapping[str, str]  # logical ID -> repository name, for changes and events
@@ -119,6 +119,7 @@ class StackPlan:
             stack_name=config.stack.name,
             region=region,
             template_body=render_yaml(config),
+            template_bucket=config.stack.scale.template_bucket,
             parameters=stack_parameters(config),
             wanted=tuple(sorted(set(names.values()))),
             names=names,
@@ -221,6 +222,19 @@ def template_matches(deployed: Any, body: str, config: Config | None = None) -> 
 # --- the plan as shown, and the refusals ----------------------------------------------------
 
 
+def set_lines(parts: Sequence[Config]) -> list[str]:
+    """The line that introduces the plans of a set of stacks (none for one stack)."""
+    if len(parts) < 2:
+        return []
+    shares = ", ".join(f"{part.stack.name} {len(part.images)}" for part in parts)
+    total = sum(len(part.images) for part in parts)
+    capacity = parts[0].stack.scale.repositories_per_stack
+    return [
+        f"{total} repositories over {len(parts)} stacks of at most {capacity}"
+        f" (stack.scale.repositories_per_stack): {shares}"
+    ]
+
+
 def plan_lines(plan: StackPlan, *, dry_run: bool) -> list[str]:
     """The plan in progress lines, ending with the refusal's details when there is one."""
     name = plan.stack_name
@@ -255,10 +269,16 @@ def change_line(change: RepositoryChange) -> str:
     return line
 
 
-def limit_refusal(config: Config, stack_name: str, body: str) -> Refusal | None:
-    """The template is too large for CloudFormation."""
-    problem = limit_problem(config, body)
-    return Refusal(f"stack {stack_name}: {problem}") if problem else None
+def empty_refusal(plan: StackPlan) -> Refusal | None:
+    """A stack of the set would hold no repository: CloudFormation takes no empty template."""
+    if plan.wanted:
+        return None
+    return Refusal(
+        f"stack {plan.stack_name} would hold no repository (the images it held left the"
+        " config): delete it with `aws cloudformation delete-stack --stack-name"
+        f" {plan.stack_name}` (its repositories stay in ECR), or add images; it takes the next"
+        " ones"
+    )
 
 
 def blocked_refusal(

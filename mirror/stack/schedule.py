@@ -137,7 +137,9 @@ def deploy_schedule(
                 progress(f"{change_line(change)} ({change.resource_type})")
             if dry_run:
                 return outcome("would-create", changes)
-            create_and_wait(events, body, {}, polling=polling, capabilities=CAPABILITIES)
+            create_and_wait(
+                events, {"TemplateBody": body}, {}, polling=polling, capabilities=CAPABILITIES
+            )
             return outcome("created", changes)
         stack_id = stack.get("StackId", name)
         refusal = blocked_refusal(
@@ -158,7 +160,7 @@ def deploy_schedule(
         computed = compute_change_set(
             cf,
             name,
-            body,
+            {"TemplateBody": body},
             {},
             polling=polling,
             progress=progress,

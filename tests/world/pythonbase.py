@@ -10,6 +10,7 @@ linker's cache. `docker import` makes it an image that stands where python:3.12-
 from __future__ import annotations
 
 import io
+import os
 import re
 import site as site_module
 import subprocess
@@ -60,7 +61,9 @@ def _shared_libraries(binaries: Iterable[Path]) -> set[Path]:
     found: set[Path] = set()
     for binary in binaries:
         done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
-        found.update(Path(m) for m in _LIBRARY.findall(done.stdout))
+        # normalised: an RPATH of `$ORIGIN/..` makes ldd print `lib/../x.so`, which a tar
+        # would carry as a second path of the same file (the engine refuses the layer)
+        found.update(Path(os.path.normpath(m)) for m in _LIBRARY.findall(done.stdout))
     return {path for path in found if path.exists()}
 
 
