@@ -12,7 +12,7 @@ from typing import Any
 
 from mirror.config import Config
 from mirror.config_schedule import DEFAULT_IMAGE
-from mirror.template import PUSH_PULL_ACTIONS
+from mirror.template import PUSH_PULL_ACTIONS, needs_upload, own_bucket_name, render_yaml
 
 METRICS_NAMESPACE = "mirror"  # where `mirror sync --metrics cloudwatch` publishes
 SCHEDULE_NAME_MAX = 64  # EventBridge Scheduler's limit on a schedule's name
@@ -49,8 +49,23 @@ STACK_ACTIONS = (
     "cloudformation:DeleteChangeSet",
 )
 # The only statements with `Resource: "*"`: these actions have no resource to narrow to
-# (GetAuthorizationToken; PutMetricData, narrowed by its namespace condition instead).
-UNSCOPED_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"})
+# (GetAuthorizationToken; ListStacks, which ensure-repo uses to find the stacks of a split
+# set; PutMetricData, narrowed by its namespace condition instead).
+UNSCOPED_ACTIONS = frozenset(
+    {"ecr:GetAuthorizationToken", "cloudformation:ListStacks", "cloudwatch:PutMetricData"}
+)
+# What ensure-repo does to the S3 bucket of a template over 51,200 bytes (docs/stack-at-scale.md):
+# create it private, versioned, encrypted (its own bucket), then write and read the template.
+TEMPLATE_BUCKET_ACTIONS = (
+    "s3:CreateBucket",
+    "s3:ListBucket",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutLifecycleConfiguration",
+)
+TEMPLATE_OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject")
 
 
 def _deletion(config: Config) -> tuple[str, ...]:
@@ -58,6 +73,20 @@ def _deletion(config: Config) -> tuple[str, ...]:
     or keeps backups (docs/over-time.md): otherwise the job never deletes."""
     deletes = any(image.over_time.keeps_ledger for image in config.images)
     return ("ecr:BatchDeleteImage",) if deletes else ()
+
+
+def _template_bucket(config: Config) -> list[dict[str, Any]]:
+    """The template bucket's statements, when the repository template goes through S3."""
+    if not needs_upload(render_yaml(config)):
+        return []
+    bucket = config.stack.scale.template_bucket or own_bucket_name(
+        "${AWS::AccountId}", "${AWS::Region}"
+    )
+    bucket_arn = f"arn:${{AWS::Partition}}:s3:::{bucket}"
+    return [
+        statement("TemplateBucket", TEMPLATE_BUCKET_ACTIONS, [{"Fn::Sub": bucket_arn}]),
+        statement("Templates", TEMPLATE_OBJECT_ACTIONS, [{"Fn::Sub": f"{bucket_arn}/*"}]),
+    ]
 
 
 def stack_name(config: Config) -> str:
@@ -95,7 +124,7 @@ def statement(sid: str, actions: tuple[str, ...], resources: list[Any]) -> dict[
 
 def build_policy(config: Config) -> dict[str, Any]:
     """What the build may do, and nothing more. Every statement names its resources, except
-    the two actions AWS authorizes on `*` only (UNSCOPED_ACTIONS)."""
+    the actions AWS authorizes on `*` only (UNSCOPED_ACTIONS)."""
     prefix = config.prefix.strip("/")
     repositories = f"repository/{prefix}/*" if prefix else "repository/*"
     statements = [
@@ -116,8 +145,13 @@ def build_policy(config: Config) -> dict[str, Any]:
         statement(
             "RepositoryStack",
             STACK_ACTIONS,
-            [arn("cloudformation", f"stack/{config.stack.name}/*")],
+            [  # and the further stacks of a split set, `<name>-2`, `<name>-3`...
+                arn("cloudformation", f"stack/{config.stack.name}/*"),
+                arn("cloudformation", f"stack/{config.stack.name}-*/*"),
+            ],
         ),
+        statement("ListStacks", ("cloudformation:ListStacks",), ["*"]),
+        *_template_bucket(config),
         {
             **statement("Metrics", ("cloudwatch:PutMetricData",), ["*"]),
             "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},

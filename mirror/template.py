@@ -309,6 +309,11 @@ def repository_names(template: dict[str, Any]) -> dict[str, str]:
     return names
 
 
+def own_bucket_name(account: str, region: str) -> str:
+    """The bucket mirror creates for its templates in `account` and `region`."""
+    return f"mirror-templates-{account}-{region}"
+
+
 def needs_upload(body: str) -> bool:
     """True when the template is too large to send inline: it goes through S3."""
     return len(body.encode()) > MAX_TEMPLATE_BODY_BYTES

@@ -48,8 +48,8 @@ def config_text(schedule: dict[str, Any] | None = None, **top: Any) -> str:
         "version": 1,
         "target": {"prefix": "dockerhub"},
         "stack": {"name": "ecr-mirror"},
-        **top,
         "images": [{"image": "python", "tags": ["3.12-slim"]}],
+        **top,
     }
     if schedule is not None:
         document["schedule"] = schedule
@@ -118,8 +118,9 @@ def test_the_build_role_reaches_only_the_mirror_s_own_resources() -> None:
     (repositories,) = statements["MirrorRepositories"]["Resource"]
     assert sub(repositories).endswith(":repository/dockerhub/*")
     assert "ecr:PutImage" in statements["MirrorRepositories"]["Action"]
-    (stack,) = statements["RepositoryStack"]["Resource"]
+    stack, further = statements["RepositoryStack"]["Resource"]
     assert sub(stack).endswith(":stack/ecr-mirror/*")
+    assert sub(further).endswith(":stack/ecr-mirror-*/*")  # `-2`, `-3`... of a split set
     assert not any(
         a.startswith("cloudformation:") and "Delete" in a and "ChangeSet" not in a
         for a in statements["RepositoryStack"]["Action"]
@@ -159,6 +160,21 @@ def test_untagging_is_granted_only_when_an_entry_prunes_or_keeps_backups() -> No
     assert "ecr:BatchDeleteImage" not in repository_actions()
     assert "ecr:BatchDeleteImage" in repository_actions(defaults={"prune": True})
     assert "ecr:BatchDeleteImage" in repository_actions(defaults={"keep_previous": 1})
+
+
+def test_the_template_bucket_is_granted_only_when_the_repository_template_needs_it() -> None:
+    assert not {"TemplateBucket", "Templates"} & set(policy(rendered()))
+    many = [{"image": f"team/image-{n:03d}", "tags": ["1"]} for n in range(100)]
+    statements = policy(rendered(images=many))
+    bucket = "arn:${AWS::Partition}:s3:::mirror-templates-${AWS::AccountId}-${AWS::Region}"
+    assert statements["TemplateBucket"]["Resource"] == [{"Fn::Sub": bucket}]
+    assert statements["Templates"]["Resource"] == [{"Fn::Sub": f"{bucket}/*"}]
+    named = policy(rendered(images=many, stack={"name": "m", "scale": {"template_bucket": "b-1"}}))
+    assert named["Templates"]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:s3:::b-1/*"}]
+    assert statements["RepositoryStack"]["Resource"][1] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}"
+        ":stack/ecr-mirror-*/*"
+    }
 
 
 def test_the_alarms_read_where_sync_publishes() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from mirror.errors import StackError
 from mirror.stack import ensure_stack
-from mirror.stack.upload import own_bucket_name
+from mirror.template import own_bucket_name
 from tests import test_stack
 from tests.stack_config import STACK, make_config
 from tests.test_stack import FAST, mirror, repositories, write_config

@@ -394,7 +394,8 @@ def test_untagged_expiry_null_leaves_the_lifecycle_rule_out() -> None:
 # --- least privilege: no `*` action, no `*` resource ------------------------------------------
 
 # Actions IAM grants only on Resource "*" (they name no resource).
-RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken"}
+# (AWS's service authorization reference: these take no resource-level permission.)
+RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken", "cloudformation:ListStacks"}
 # Actions with no resource either, narrowed by a condition key instead: allowed on "*" only
 # with that key in the statement's condition.
 CONDITIONED_ACTIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}

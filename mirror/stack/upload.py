@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from mirror.stack.events import Progress
+from mirror.template import own_bucket_name
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -38,11 +39,6 @@ class TemplateStore:
     sts: STSClient
     region: str
     bucket: str | None  # stack.scale.template_bucket; None: mirror's own bucket
-
-
-def own_bucket_name(account: str, region: str) -> str:
-    """The bucket mirror creates for its templates in `account` and `region`."""
-    return f"mirror-templates-{account}-{region}"
 
 
 def upload_template(store: TemplateStore, stack_name: str, body: str, progress: Progress) -> str:
