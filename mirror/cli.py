@@ -82,9 +82,18 @@ class _Commands(TyperGroup):
             raise typer.Exit(exit_code_of(exc)) from None
 
 
+HELP = (
+    "Keep Docker Hub images mirrored in Amazon ECR, so that builds pull from ECR and never"
+    " meet Docker Hub's pull rate limit.\n\n"
+    "Check the config (mirror check), create its ECR repositories (mirror ensure-repo), then"
+    " run mirror sync on a schedule: a sync where nothing changed spends no Docker Hub pull."
+    " Builds log in with mirror login and name their base images with mirror uri.\n\n"
+    "The guide: docs/README.md. Each command's --help shows an example."
+)
+
 app = typer.Typer(
     name="mirror",
-    help="Keep Docker Hub images mirrored in Amazon ECR.",
+    help=HELP,
     cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
@@ -106,17 +115,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(help=HELP)
 def _main(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Keep Docker Hub images mirrored in Amazon ECR."""
+    """Options of `mirror` itself; --version is handled by its callback."""
 
 
-@app.command()
+@app.command(epilog="Example: mirror check -c config/images.yaml")
 def check(config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False) -> None:
     """Validate the config file and list the ECR repositories it names."""
     _logging(verbose)
@@ -147,7 +156,7 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command("sync")
+@app.command("sync", epilog="Example: mirror sync --dry-run --only 'python:3.12-*'")
 def sync_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     dry_run: Annotated[
@@ -238,7 +247,7 @@ def sync_command(
     raise typer.Exit(code)
 
 
-@app.command("quota")
+@app.command("quota", epilog="Example: mirror quota -c config/images.yaml")
 def quota_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
 ) -> None:
@@ -249,7 +258,7 @@ def quota_command(
     raise typer.Exit(run_quota(config))
 
 
-@app.command("template")
+@app.command("template", epilog="Example: mirror template > cfn/ecr.yml")
 def template_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
 ) -> None:
@@ -260,7 +269,7 @@ def template_command(
     raise typer.Exit(run_template(config))
 
 
-@app.command("ensure-repo")
+@app.command("ensure-repo", epilog="Example: mirror ensure-repo --dry-run")
 def ensure_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     dry_run: Annotated[
@@ -275,7 +284,7 @@ def ensure_repo_command(
     raise typer.Exit(run_ensure_repo(config, dry_run=dry_run))
 
 
-@app.command("delete-repo")
+@app.command("delete-repo", epilog="Example: mirror delete-repo --yes")
 def delete_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")] = False,
@@ -294,7 +303,7 @@ def delete_repo_command(
     raise typer.Exit(code)
 
 
-@app.command("login")
+@app.command("login", epilog="Example: mirror login --config-only")
 def login_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     config_only: Annotated[
@@ -313,7 +322,7 @@ def login_command(
     raise typer.Exit(run_login(config, config_only=config_only))
 
 
-@app.command("uri")
+@app.command("uri", epilog="Example: mirror uri python:3.12-slim --digest")
 def uri_command(
     image: Annotated[str, typer.Argument(help="A Docker Hub reference: IMAGE[:TAG].")],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
