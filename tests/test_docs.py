@@ -103,9 +103,12 @@ def _words(command: str) -> list[str]:
     for word in words:
         if word in SHELL_ENDS or word.startswith((">", "2>")):
             break
-        word = word.strip("[]")
+        ends = word.endswith(";")  # `mirror sync; echo $?`
+        word = word.rstrip(";").strip("[]")
         if word and word not in ("...", "|"):
             kept.append(word)
+        if ends:
+            break
     return kept
 
 
@@ -261,6 +264,7 @@ def test_the_command_check_catches_a_wrong_line(line: str, complaint: str) -> No
         "mirror template -c x.yaml | head -20",
         "mirror uri IMAGE[:TAG] [--digest]",
         "mirror --help",
+        'mirror sync -c x.yaml; echo "exit code $?"',
     ],
 )
 def test_the_command_check_reads_synopses_and_shell(line: str) -> None:
