@@ -105,7 +105,7 @@ class DemoWorld:
             **{k: v for k, v in os.environ.items() if not k.startswith(("DOCKERHUB_", "AWS_"))},
             "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",
             "DOCKER_CONFIG": str(DEMO / "docker-config"),
-            "COLUMNS": "120",
+            "COLUMNS": "100",
             "NO_COLOR": "1",
         }
         done = subprocess.run(
@@ -146,7 +146,7 @@ def regenerate(page: Path) -> str:
                 if number and out[-1] != lines[sample.start]:
                     out.append("")
                 out.append(f"$ {step.command}")
-                out += output.rstrip("\n").splitlines()
+                out += [line.rstrip() for line in output.rstrip("\n").splitlines()]
             out.append("```")
             done = sample.end
         out += lines[done:]

@@ -15,6 +15,7 @@ Generic by design: it reads every page, so a page added later is guarded too.
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 import types
@@ -227,6 +228,37 @@ def test_every_command_and_option_is_documented() -> None:
         or (param.opts[0].startswith("-") and not used[name] & {*param.opts, *param.secondary_opts})
     ]
     assert not missing, "not in any documented command line:\n" + "\n".join(sorted(set(missing)))
+
+
+TEST_CITED = re.compile(r"`(?:tests/)?(test_\w+\.py)(?:::(\w+))?`|`::(\w+)`")
+
+
+def cited_tests(page: Path) -> Iterator[tuple[str, str | None]]:
+    """(file, test or None) of every `test_x.py::name`, `test_x.py` and `::name` (of the file
+    cited last) in a page's text."""
+    last = None
+    for match in TEST_CITED.finditer(page.read_text()):
+        file, name, follow = match.groups()
+        last = file or last
+        if last is not None:
+            yield last, name or follow
+
+
+def _test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def test_every_test_a_page_cites_exists() -> None:
+    cited = [(page, file, name) for page in PAGES for file, name in cited_tests(page)]
+    assert len(cited) > 20, cited
+    wrong = [
+        f"{_name(page)}: {file}::{name}" if name else f"{_name(page)}: {file}"
+        for page, file, name in cited
+        if not (ROOT / "tests" / file).is_file()
+        or (name is not None and name not in _test_names(ROOT / "tests" / file))
+    ]
+    assert not wrong, "cited tests that do not exist:\n" + "\n".join(wrong)
 
 
 def test_every_documented_config_key_exists() -> None:
