@@ -28,11 +28,13 @@ from typing import Any
 import pytest
 import typer.main
 import yaml
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from mirror.cli import app
 from mirror.config_schema import ConfigFile, ImageFile
+from tests.runner import REPORT_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -79,9 +81,7 @@ def command_mentions(page: Path) -> Iterator[Mention]:
     text = page.read_text()
     name = _name(page)
     for language, body, first in _blocks(text):
-        console = language == "console" or any(
-            line.startswith("$ ") for line in body.splitlines()
-        )
+        console = language == "console" or any(line.startswith("$ ") for line in body.splitlines())
         for number, line in _joined(body, first):
             stripped = line.strip()
             if console:
@@ -189,7 +189,7 @@ def config_keys(page: Path) -> Iterator[Mention]:
         if language not in ("yaml", "yml"):
             continue
         try:
-            data = yaml.load(body, Loader=_AnyTagLoader)  # noqa: S506 (a SafeLoader)
+            data = yaml.load(body, Loader=_AnyTagLoader)  # a SafeLoader that skips tags
         except yaml.YAMLError as exc:
             pytest.fail(f"{name}:{first}: a yaml block that does not parse: {exc}")
         if isinstance(data, dict) and sections & set(data):
@@ -327,3 +327,10 @@ def test_each_command_help_ends_with_a_valid_example(name: str) -> None:
     for example in examples:
         assert _words(example)[:2] == ["mirror", name], example
         assert problems_of(example) == [], example
+
+
+def test_the_report_schema_is_a_valid_json_schema() -> None:
+    """docs/report.schema.json, which tests/runner.py applies to every report, is itself valid
+    JSON Schema 2020-12 (a broken schema would pass everything)."""
+    Draft202012Validator.check_schema(REPORT_SCHEMA)
+    assert REPORT_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
