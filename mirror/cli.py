@@ -324,7 +324,9 @@ def login_command(
 
 @app.command("uri", epilog="Example: mirror uri python:3.12-slim --digest")
 def uri_command(
-    image: Annotated[str, typer.Argument(help="A Docker Hub reference: IMAGE[:TAG].")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE[:TAG]", help="A Docker Hub reference: IMAGE[:TAG].")
+    ],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     digest: Annotated[
         bool, typer.Option("--digest", help="Pin by digest (a HEAD on ECR resolves it).")
