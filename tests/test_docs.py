@@ -16,6 +16,7 @@ Generic by design: it reads every page, so a page added later is guarded too.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 import types
@@ -34,7 +35,8 @@ from typer.testing import CliRunner
 
 from mirror.cli import app
 from mirror.config_schema import ConfigFile, ImageFile
-from tests.runner import REPORT_SCHEMA
+from tests import docs_samples
+from tests.runner import REPORT_SCHEMA, check_report_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -334,3 +336,39 @@ def test_the_report_schema_is_a_valid_json_schema() -> None:
     JSON Schema 2020-12 (a broken schema would pass everything)."""
     Draft202012Validator.check_schema(REPORT_SCHEMA)
     assert REPORT_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def _sample_blocks() -> Iterator[tuple[str, docs_samples.Sample, list[str]]]:
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for sample in docs_samples.samples(lines):
+            yield _name(page), sample, lines[sample.start + 1 : sample.end - 1]
+
+
+def test_every_sample_block_shows_the_commands_its_markers_run() -> None:
+    """A sample's `$` lines are its markers' commands, in order: the output below them came
+    from `scripts/docs-samples`, not from an edit by hand (which would change one, not both)."""
+    blocks = list(_sample_blocks())
+    assert len(blocks) > 20, blocks
+    wrong = [
+        f"{page}:{sample.start + 1}: {docs_samples.shown_commands(block)}"
+        for page, sample, block in blocks
+        if docs_samples.shown_commands(block) != [s.command for s in sample.steps if s.shown]
+        or len(block) <= len(docs_samples.shown_commands(block))  # no output: never generated
+    ]
+    assert not wrong, "samples that scripts/docs-samples did not write:\n" + "\n".join(wrong)
+
+
+def test_every_json_report_in_the_docs_is_valid_by_the_schema() -> None:
+    """The reports shown in the docs (a `-o json` sample's output) pass the same check as every
+    report of the test suite."""
+    reports = []
+    for _page, _sample, block in _sample_blocks():
+        text = "\n".join(block)
+        for chunk in text.split("\n$ "):
+            command, _, output = chunk.removeprefix("$ ").partition("\n")
+            if re.search(r"(-o|--output) json", command) and "{" in output:
+                reports.append(json.loads(output[output.index("{") : output.rindex("}") + 1]))
+    assert len(reports) >= 3, reports
+    for report in reports:
+        check_report_shape(report)
