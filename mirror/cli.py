@@ -83,9 +83,18 @@ class _Commands(TyperGroup):
             raise typer.Exit(exit_code_of(error)) from None
 
 
+HELP = (
+    "Keep Docker Hub images mirrored in Amazon ECR, so that builds pull from ECR and never"
+    " meet Docker Hub's pull rate limit.\n\n"
+    "Check the config (mirror check), create its ECR repositories (mirror ensure-repo), then"
+    " run mirror sync on a schedule: a sync where nothing changed spends no Docker Hub pull."
+    " Builds log in with mirror login and name their base images with mirror uri.\n\n"
+    "The guide: docs/README.md. Each command's --help shows an example."
+)
+
 app = typer.Typer(
     name="mirror",
-    help="Keep Docker Hub images mirrored in Amazon ECR.",
+    help=HELP,
     cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
@@ -107,17 +116,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(help=HELP)
 def _main(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Keep Docker Hub images mirrored in Amazon ECR."""
+    """Options of `mirror` itself; --version is handled by its callback."""
 
 
-@app.command()
+@app.command(epilog="Example: mirror check -c config/images.yaml")
 def check(config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False) -> None:
     """Validate the config file and list the ECR repositories it names."""
     _logging(verbose)
@@ -153,7 +162,7 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command("sync")
+@app.command("sync", epilog="Example: mirror sync --dry-run --only 'python:3.12-*'")
 def sync_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     dry_run: Annotated[
@@ -260,7 +269,7 @@ def sync_command(
     raise typer.Exit(code)
 
 
-@app.command("quota")
+@app.command("quota", epilog="Example: mirror quota -c config/images.yaml")
 def quota_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
 ) -> None:
@@ -271,7 +280,7 @@ def quota_command(
     raise typer.Exit(run_quota(config))
 
 
-@app.command("template")
+@app.command("template", epilog="Example: mirror template > cfn/ecr.yml")
 def template_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     stack: Annotated[
@@ -293,7 +302,7 @@ def template_command(
     raise typer.Exit(run_template(config, stack, deployed=deployed))
 
 
-@app.command("ensure-repo")
+@app.command("ensure-repo", epilog="Example: mirror ensure-repo --dry-run")
 def ensure_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     dry_run: Annotated[
@@ -308,7 +317,7 @@ def ensure_repo_command(
     raise typer.Exit(run_ensure_repo(config, dry_run=dry_run))
 
 
-@app.command("delete-repo")
+@app.command("delete-repo", epilog="Example: mirror delete-repo --yes")
 def delete_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")] = False,
@@ -327,7 +336,7 @@ def delete_repo_command(
     raise typer.Exit(code)
 
 
-@app.command("schedule-template")
+@app.command("schedule-template", epilog="Example: mirror schedule-template > cfn/schedule.yml")
 def schedule_template_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH, verbose: VerboseOption = False
 ) -> None:
@@ -338,7 +347,7 @@ def schedule_template_command(
     raise typer.Exit(run_schedule_template(config))
 
 
-@app.command("deploy-schedule")
+@app.command("deploy-schedule", epilog="Example: mirror deploy-schedule --dry-run")
 def deploy_schedule_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     dry_run: Annotated[
@@ -353,7 +362,7 @@ def deploy_schedule_command(
     raise typer.Exit(run_deploy_schedule(config, dry_run=dry_run))
 
 
-@app.command("login")
+@app.command("login", epilog="Example: mirror login --config-only")
 def login_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     config_only: Annotated[
@@ -372,9 +381,11 @@ def login_command(
     raise typer.Exit(run_login(config, config_only=config_only))
 
 
-@app.command("uri")
+@app.command("uri", epilog="Example: mirror uri python:3.12-slim --digest")
 def uri_command(
-    image: Annotated[str, typer.Argument(help="A Docker Hub reference: IMAGE[:TAG].")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE[:TAG]", help="A Docker Hub reference: IMAGE[:TAG].")
+    ],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     digest: Annotated[
         bool, typer.Option("--digest", help="Pin by digest (a HEAD on ECR resolves it).")
@@ -394,7 +405,7 @@ PathsArgument = Annotated[
 ]
 
 
-@app.command("discover")
+@app.command("discover", epilog="Example: mirror discover . --write config/images.yaml")
 def discover_command(
     paths: PathsArgument,
     output: Annotated[
@@ -415,7 +426,7 @@ def discover_command(
     raise typer.Exit(run_discover(paths, output=output.value, write=write))
 
 
-@app.command("rewrite")
+@app.command("rewrite", epilog="Example: mirror rewrite . --check")
 def rewrite_command(
     paths: PathsArgument,
     config: ConfigOption = DEFAULT_CONFIG_PATH,

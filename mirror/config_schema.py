@@ -285,7 +285,7 @@ def registry_url(value: str) -> str:
     if "@" in value:
         raise ValueError(
             "the registry URL carries credentials (user:password@); remove them, and see"
-            " README.md for where credentials go"
+            " docs/credentials.md for where credentials go"
         )
     if "://" in value:
         parts = urlsplit(value)

@@ -37,8 +37,9 @@ REPORT_VERSION = 1
 
 
 def report_document(report: SyncReport, error: str | None = None) -> dict[str, Any]:
-    """The JSON report, as documented in the README. `error`: why the run stopped before
-    it could report on images (the report is then empty, with the run's exit code)."""
+    """The JSON report, as docs/report.md documents it and docs/report.schema.json states it.
+    `error`: why the run stopped before it could report on images (the report is then empty,
+    with the run's exit code)."""
     images = [
         {
             "source": r.source_ref,

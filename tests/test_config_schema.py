@@ -17,7 +17,7 @@ def test_credentials_in_a_registry_url_are_refused_unshown(section: str, url: st
     message = refused(f"version: 1\n{section}: {{registry: '{url}'}}\n" + VALID_TAIL)
     assert message == (
         f"f.yaml: {section}.registry (line 2): the registry URL carries credentials"
-        " (user:password@); remove them, and see README.md for where credentials go"
+        " (user:password@); remove them, and see docs/credentials.md for where credentials go"
     )
     assert "PASSWORD" not in message and "alice" not in message
 

@@ -28,6 +28,7 @@ from mirror.reference import Platform, parse_platform
 from mirror.registry.auth import StaticCredentials
 from mirror.registry.client import RegistryClient, new_http_client
 from mirror.registry.retry import RetryPolicy
+from tests.runner import check_report_shape
 from tests.world.corpus import CorpusEntry
 from tests.world.world import World
 
@@ -364,6 +365,7 @@ def test_sigkill_mid_copy_never_leaves_a_broken_tag(fresh_world: World, tmp_path
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr
     report = json.loads(final.stdout)
+    check_report_shape(report)
     actions = [i["action"] for i in report["images"]]
     assert set(actions) <= {"copied", "up-to-date"}
     assert "copied" in actions, "the kills came before the copy was done"
@@ -404,7 +406,9 @@ def test_memory_stays_bounded_while_copying_a_large_layer(
         time.sleep(0.02)
     stdout, _ = process.communicate()
     assert process.returncode == 0
-    assert json.loads(stdout)["images"][0]["bytes"] > 256 * MiB * 0.99
+    report = json.loads(stdout)
+    check_report_shape(report)
+    assert report["images"][0]["bytes"] > 256 * MiB * 0.99
     assert digest(skopeo_raw(fresh_world, f"{PREFIX}/bench/memory:1")) == entry.digest
     assert 0 < peak_kb < 120 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
 

@@ -46,19 +46,21 @@ def by_action(report: Mapping[str, Any], action: str) -> set[str]:
     return {ref for ref, a in actions(report).items() if a == action}
 
 
-# --- the JSON report's documented shape (tests/runner.py checks every report) ---------------
+# --- the JSON report's schema, docs/report.schema.json (tests/runner.py checks every report)
 
 
 @pytest.mark.parametrize(
     ("mutate", "complaint"),
     [
-        (lambda r: r.pop("totals"), "keys"),
+        (lambda r: r.pop("totals"), "'totals' is a required property"),
         (lambda r: r["images"][0].update(bytes="12"), "bytes"),
         (lambda r: r["images"][0].update(pulls=True), "pulls"),
         (lambda r: r["images"][0].update(action="skipped"), "action"),
         (lambda r: r["images"][0].update(digest="sha256:abc"), "digest"),
         (lambda r: r["totals"].update(copied=2), "totals.copied"),
-        (lambda r: r["ratelimit"].pop("window_seconds"), "keys"),
+        (lambda r: r["ratelimit"].pop("window_seconds"), "window_seconds"),
+        (lambda r: r["images"][0].update(action="would-copy"), "images[0].action"),  # no dry run
+        (lambda r: r["images"][0].update(extra=1), "'extra' was unexpected"),
         (lambda r: r.update(exit_code=3), "exit_code"),
         (lambda r: r.update(error="stopped early"), "images"),  # an error report has none
     ],

@@ -345,7 +345,7 @@ def outside_refusal(
         *(f"  {repository.name} ({repository.images} images)" for repository in outside),
         "Either:",
         "  - import them into the stack, keeping their images: follow `Repositories that"
-        " already exist` in the README with --resources-to-import"
+        " already exist` in docs/repository-stack.md with --resources-to-import"
         f" '{json.dumps(resources, separators=(',', ':'))}'",
         f"  - or mirror under other names: change target.prefix in {config_path}",
         "  - or, when they hold nothing worth keeping, delete them:"
