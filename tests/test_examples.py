@@ -103,7 +103,7 @@ def test_the_workflow_is_scheduled_with_an_oidc_role_and_a_secret_token() -> Non
         ("mirror synk --dry-run", "No such command 'synk'"),
         ("BASE=$(mirror uri python:3.12 --pin)", "No such option: --pin"),
         ("mirror sync --metrics prometheus > r.json", "'prometheus' is not one of"),
-        ("x && mirror uri --digest; echo", "Missing argument 'image'"),
+        ("x && mirror uri --digest; echo", "Missing argument 'IMAGE[:TAG]'"),
         ("mirror sync --shard", "requires an argument"),
     ],
 )
