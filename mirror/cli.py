@@ -104,6 +104,10 @@ app = typer.Typer(
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The config file.", show_default=True)
 ]
+# ensure-repo's and deploy-schedule's: the change set is computed, shown, and deleted
+StackDryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
+]
 VerboseOption = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Debug logs, and the traceback of an internal error."),
@@ -305,9 +309,7 @@ def template_command(
 @app.command("ensure-repo", epilog="Example: mirror ensure-repo --dry-run")
 def ensure_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
-    ] = False,
+    dry_run: StackDryRunOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Create or update the stack of ECR repositories, showing its changes first."""
@@ -350,9 +352,7 @@ def schedule_template_command(
 @app.command("deploy-schedule", epilog="Example: mirror deploy-schedule --dry-run")
 def deploy_schedule_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
-    ] = False,
+    dry_run: StackDryRunOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Create or update the scheduled sync job (CodeBuild, schedule, role, alarms)."""
