@@ -5,9 +5,11 @@ tags this tool wrote kept, and the tags an entry no longer selects pruned.
     record    (every tag the run writes)     -> this run's part of the ledger
     settle    (after every copy)             ECR tag list, the ledger, HEADs of the candidates
                                              -> pruned | would-prune; the ledger rewritten
+    delete    (the tags pruning picked)      ECR's BatchDeleteImage, or a registry DELETE
 
-Every request here goes to ECR (free). The decisions are pure and live in `mirror.ledger`;
-why the ledger is kept in the repository, and how, is said there.
+Every request here goes to ECR (free); how a tag is deleted is `mirror.untag`'s choice. The
+decisions are pure and live in `mirror.ledger`; why the ledger is kept in the repository, and
+how, is said there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from mirror.config import MirroredImage
@@ -36,6 +38,7 @@ from mirror.pins import backup_tag
 from mirror.registry.client import RegistryClient
 from mirror.registry.errors import RegistryError
 from mirror.registry.retry import RetryPolicy
+from mirror.untag import Untag
 
 log = logging.getLogger("mirror.sync")
 
@@ -55,17 +58,20 @@ class Pruned:
 
 
 class OverTime:
-    """One run's backups, ledger and pruning, on the ECR client `target`."""
+    """One run's backups, ledger and pruning, on the ECR client `target`; tags are deleted
+    with `untag` (see `mirror.untag`)."""
 
     def __init__(
         self,
         target: RegistryClient,
         retry: RetryPolicy,
+        untag: Untag,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._target = target
         self._retry = retry
+        self._untag = untag
         self._clock = clock
         self._lock = threading.Lock()
         self._written: dict[str, Ledger] = {}  # ECR repository -> tags this run wrote
@@ -142,7 +148,13 @@ class OverTime:
             doomed = [Pruned(image, t, ledger[t].digest) for t in candidates if owns(image, t)]
         if dry_run:
             return doomed
-        gone = [self._delete(pruned) for pruned in doomed]
+        failed = self._untag(repository, [pruned.tag for pruned in doomed]) if doomed else {}
+        gone = [
+            replace(pruned, error=f"deleting the tag: {failed[pruned.tag]}")
+            if pruned.tag in failed
+            else pruned
+            for pruned in doomed
+        ]
         for pruned in gone:
             if pruned.error is None:
                 del ledger[pruned.tag]
@@ -153,15 +165,6 @@ class OverTime:
     def _digest(self, repository: str, tag: str) -> str | None:
         head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
         return head.digest if head else None
-
-    def _delete(self, pruned: Pruned) -> Pruned:
-        repository = pruned.image.target_repository
-        try:
-            self._retry.call(lambda: self._target.delete_tag(repository, pruned.tag))
-        except Exception as exc:  # that tag's failure, reported on it
-            why = f"deleting the tag: {failure_text(exc)}"
-            return Pruned(pruned.image, pruned.tag, pruned.digest, why)
-        return pruned
 
     def _read(self, repository: str) -> Ledger | None:
         """The repository's ledger: empty when it has none, None when it is unreadable."""

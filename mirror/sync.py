@@ -40,6 +40,7 @@ from mirror.registry.client import RateLimit
 from mirror.registry.errors import QuotaExhaustedError
 from mirror.registry.retry import RetryPolicy
 from mirror.survey import plan_sync
+from mirror.untag import untagger
 
 log = logging.getLogger("mirror.sync")
 
@@ -260,7 +261,8 @@ def sync(
     budget the plan read, copies; both engines spend the same budget the same way."""
     retry = retry or RetryPolicy()
     engine = engine or Copier
-    over_time = OverTime(registries.target, retry)
+    untag = untagger(config.target_url, config.region, registries.target, retry)
+    over_time = OverTime(registries.target, retry, untag)
     plan, ratelimit, selections = plan_sync(
         config,
         registries,

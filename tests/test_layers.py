@@ -78,7 +78,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report", "over_time", "metrics", "codebase")),
+    ("a run", ("sync", "survey", "report", "over_time", "untag", "metrics", "codebase")),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]
