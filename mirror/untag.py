@@ -132,7 +132,9 @@ class EcrApiUntag:
 
 def unanswered(tags: list[str], answer: Any) -> dict[str, str]:
     """The tags of one `BatchDeleteImage` call that were not deleted, each with ECR's reason: a
-    tag in `failures`, or one the answer names nowhere (it is not taken as deleted)."""
+    tag in `failures`, or one the answer names nowhere (it is not taken as deleted). A tag
+    ECR no longer has (`ImageNotFound`) is gone, which is what was asked: not a failure, as a
+    404 is not on the registry path."""
     deleted: set[str] = set()
     failed: dict[str, str] = {}
     try:
@@ -140,6 +142,9 @@ def unanswered(tags: list[str], answer: Any) -> dict[str, str]:
             deleted.add(str(image.get("imageTag")))
         for failure in answer.get("failures") or []:
             tag = str(failure.get("imageId", {}).get("imageTag"))
+            if failure.get("failureCode") == "ImageNotFound":
+                deleted.add(tag)
+                continue
             code = printable(failure.get("failureCode") or "error", FIELD_LIMIT)
             reason = printable(failure.get("failureReason") or "no reason given", FIELD_LIMIT)
             failed.setdefault(tag, f"ECR BatchDeleteImage: {code}: {reason}")
