@@ -10,11 +10,14 @@ A sample is a fenced block right after one or more markers, each a command run i
     ```
 
 `<!-- sample-setup: COMMAND -->` runs a command whose output is not shown (to edit the
-config between two samples, say). Each page that holds samples gets a fresh world in
-`.demo/` (as `scripts/demo` starts it), so a page's samples depend on no other page; its
-commands run with bash from the repository's root, `.venv/bin` first on PATH, the world's
-environment and a private docker config. Ports, timings and change-set names change from one
-run to the next; digests and sizes do not (the corpus is seeded).
+config between two samples, say). `<!-- sample-cwd: DIR -->` runs nothing: DIR (from the
+repository's root) becomes the directory of the page's later commands, so that a sample reads
+as a user types it in their own project (`mirror discover .`). Each page that holds samples
+gets a fresh world in `.demo/` (as `scripts/demo` starts it), so a page's samples depend on no
+other page; its commands run with bash (from the repository's root until a `sample-cwd`),
+`.venv/bin` first on PATH, the world's environment and a private docker config. Ports,
+timings and change-set names change from one run to the next; digests and sizes do not (the
+corpus is seeded).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
-MARKER = re.compile(r"^<!-- sample(-setup)?: (.+?) -->$")
+MARKER = re.compile(r"^<!-- sample(-setup|-cwd)?: (.+?) -->$")
 FENCE = re.compile(r"^```")
 
 
@@ -40,6 +43,7 @@ FENCE = re.compile(r"^```")
 class Step:
     command: str
     shown: bool  # a sample (its output shown) or a setup step (not shown)
+    directory: bool = False  # a `sample-cwd`: where the later commands run; nothing is run
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def samples(lines: list[str]) -> list[Sample]:
     while i < len(lines):
         marker = MARKER.match(lines[i])
         if marker:
-            steps.append(Step(marker.group(2), shown=marker.group(1) is None))
+            kind = marker.group(1)
+            steps.append(Step(marker.group(2), shown=kind is None, directory=kind == "-cwd"))
         elif steps and FENCE.match(lines[i]) and any(s.shown for s in steps):
             end = next(j for j in range(i + 1, len(lines)) if FENCE.match(lines[j])) + 1
             found.append(Sample(tuple(steps), i, end))
@@ -99,6 +104,7 @@ class DemoWorld:
                 raise RuntimeError((DEMO / "world.log").read_text())
             time.sleep(0.5)
         (DEMO / "docker-config").mkdir()
+        self.directory = ROOT
 
     def run(self, command: str) -> str:
         environment = {
@@ -110,7 +116,7 @@ class DemoWorld:
         }
         done = subprocess.run(
             ["bash", "-c", f". {DEMO / 'env'} && {command}"],
-            cwd=ROOT,
+            cwd=self.directory,
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -140,6 +146,9 @@ def regenerate(page: Path) -> str:
             out += lines[done : sample.start]
             out.append(lines[sample.start])  # the opening fence, language kept
             for number, step in enumerate(sample.steps):
+                if step.directory:
+                    world.directory = ROOT / step.command
+                    continue
                 output = world.run(step.command)
                 if not step.shown:
                     continue
