@@ -360,14 +360,15 @@ def test_every_sample_block_shows_the_commands_its_markers_run() -> None:
 
 
 def test_every_json_report_in_the_docs_is_valid_by_the_schema() -> None:
-    """The reports shown in the docs (a `-o json` sample's output) pass the same check as every
-    report of the test suite."""
+    """The sync reports shown in the docs (a `mirror sync -o json` sample's output) pass the
+    same check as every report of the test suite."""
     reports = []
     for _page, _sample, block in _sample_blocks():
         text = "\n".join(block)
         for chunk in text.split("\n$ "):
             command, _, output = chunk.removeprefix("$ ").partition("\n")
-            if re.search(r"(-o|--output) json", command) and "{" in output:
+            is_sync = re.search(r"\bmirror sync\b", command)
+            if is_sync and re.search(r"(-o|--output) json", command) and "{" in output:
                 reports.append(json.loads(output[output.index("{") : output.rindex("}") + 1]))
     assert len(reports) >= 3, reports
     for report in reports:
