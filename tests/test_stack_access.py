@@ -313,6 +313,8 @@ def test_ensure_repo_deploys_every_key_and_updates_mutability(
     fresh_world.write_config(mirror.config_path, images, stack=stack)
     created = mirror.run("ensure-repo", "--config", str(mirror.config_path))
     assert created.code == 0, created.stderr
+    # the registry's replication, which replaces whatever the registry had, is said at creation
+    assert f"+ {REPLICATION_ID}" in created.stderr, created.stderr
     ruby = describe(fresh_world, "dockerhub/library/ruby")
     assert ruby["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     assert [f["filter"] for f in ruby["imageTagMutabilityExclusionFilters"]] == [

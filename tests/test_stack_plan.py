@@ -49,7 +49,7 @@ def test_no_changes_messages(message: str | None, expected: bool) -> None:
 def test_a_new_stack_adds_every_repository_by_name() -> None:
     plan = plan_for(["python", "node"])
     assert plan.wanted == (NODE, PYTHON)
-    assert additions(plan.names) == (
+    assert additions(plan.names, {}) == (
         RepositoryChange("add", NODE, logical_id(NODE)),
         RepositoryChange("add", PYTHON, logical_id(PYTHON)),
     )
@@ -113,7 +113,9 @@ def test_parameters_match_only_when_equal() -> None:
 
 
 def test_the_plan_as_shown() -> None:
-    create = plan_for(["python"], action="create", changes=additions(plan_for(["python"]).names))
+    create = plan_for(
+        ["python"], action="create", changes=additions(plan_for(["python"]).names, {})
+    )
     assert plan_lines(create, dry_run=True) == [
         f"stack {STACK} does not exist in us-east-1: it would be created with 1 repositories",
         f"  + {PYTHON}",

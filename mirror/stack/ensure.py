@@ -67,6 +67,7 @@ from mirror.stack.plan import (
 from mirror.stack.split import split_config
 from mirror.stack.upload import upload_template
 from mirror.template import needs_upload
+from mirror.template_access import registry_resources
 
 
 def ensure_stack(
@@ -131,7 +132,7 @@ def plan_stack(
             plan = replace(
                 plan,
                 action="create",
-                changes=additions(plan.names),
+                changes=additions(plan.names, registry_resources(config)),
                 existing=ecr_repositories(aws.ecr),
             )
             return replace(plan, refusal=_outside(config, plan, aws, owned={}))

@@ -153,12 +153,20 @@ def is_no_changes(message: str | None) -> bool:
 # --- decisions -------------------------------------------------------------------------------
 
 
-def additions(names: Mapping[str, str]) -> tuple[RepositoryChange, ...]:
-    """A new stack's changes: every repository is added, in the order of their names."""
-    return tuple(
+def additions(
+    names: Mapping[str, str], registry: Mapping[str, Mapping[str, Any]]
+) -> tuple[RepositoryChange, ...]:
+    """A new stack's changes: every repository is added, in the order of their names, then
+    the registry's resources (its replication, which replaces the registry's own: said)."""
+    repositories = (
         RepositoryChange("add", name, key)
         for key, name in sorted(names.items(), key=lambda item: item[1])
     )
+    others = (
+        RepositoryChange("add", key, key, resource_type=str(resource["Type"]))
+        for key, resource in registry.items()
+    )
+    return (*repositories, *others)
 
 
 def repository_changes(
