@@ -45,10 +45,8 @@ def _suffix(found: Found) -> str:
 def _decide(config: Config, found: Found, host: str | None, build_arg: bool) -> Decision:
     ref = found.ref
     assert ref is not None
-    if ref.digest and not ref.tag:
-        return Decision(found, reason="pinned by digest alone; the config mirrors tags")
     try:
-        image, _ = mirrored(config, ref)
+        image, _ = mirrored(config, ref)  # a digest alone: only when the entry pins it
     except ConfigError as exc:
         return Decision(found, reason=str(exc))
     site = found.site

@@ -27,7 +27,10 @@ images:
   - image: bitnami/redis
     tags: [7.4.1]
   - image: alpine
-    tags: [latest, "3.19"]
+    tags:
+      - latest
+      - "3.19"
+      - sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 """,
     "images.yaml",
 )
@@ -68,7 +71,7 @@ def test_rewrite_keeps_everything_but_the_references() -> None:
 def test_references_the_config_does_not_mirror_stay() -> None:
     text = (
         "FROM python:3.11\nFROM node:18\nFROM golang:1.22\nFROM quay.io/x/y:1\n"
-        "FROM redis@sha256:" + "b" * 64 + "\nFROM ${X}\n"
+        "FROM python@sha256:" + "b" * 64 + "\nFROM ${X}\n"
     )
     new, reasons = rewrite_dockerfile(text)
     assert new == text
@@ -76,8 +79,14 @@ def test_references_the_config_does_not_mirror_stay() -> None:
         "1: tag 3.11 is not mirrored for python (its tags: 3.12-slim, 3.12)",
         "2: tag 18 does not match the tag selector of node",
         "3: library/golang is not in images.yaml; nothing mirrors it",
-        "5: pinned by digest alone; the config mirrors tags",
+        "5: python pins no such digest; give IMAGE[:TAG], and --digest prints the digest reference",
     ]  # other registries and unresolved variables are not Docker Hub references
+
+
+def test_a_digest_the_config_pins_is_rewritten_with_its_digest() -> None:
+    pinned = "sha256:" + "c" * 64
+    new, reasons = rewrite_dockerfile(f"FROM alpine@{pinned}\n")
+    assert (new, reasons) == (f"FROM {ECR}/library/alpine@{pinned}\n", [])
 
 
 def test_build_arg_mode() -> None:
