@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mirror.commands.discover import wanted_images
 from mirror.config import parse_config
 from mirror.config_merge import merge_images, short_name
 from mirror.errors import ConfigError
@@ -179,6 +180,16 @@ def test_merge_without_changes_keeps_the_text() -> None:
 def test_merge_into_a_new_file() -> None:
     merged = merge_images(None, "images.yaml", {"bitnami/redis": ["7.4.1"]})
     assert merged.text == "version: 1\nimages:\n  - image: bitnami/redis\n    tags: [7.4.1]\n"
+
+
+def test_a_reference_by_digest_alone_is_merged_as_a_pin() -> None:
+    digest = "sha256:" + "d" * 64
+    found = scan_dockerfile("Dockerfile", f"FROM redis@{digest}\nFROM redis:7\n")
+    wanted = wanted_images(found)
+    assert wanted == {"library/redis": [digest, "7"]}
+    merged = merge_images(None, "images.yaml", wanted)
+    (redis,) = parse_config(merged.text, "images.yaml").images
+    assert [pin.digest for pin in redis.pins] == [digest] and redis.tags == ("7",)
 
 
 def test_merge_refuses_a_bad_config() -> None:

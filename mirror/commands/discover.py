@@ -37,22 +37,19 @@ def _scan(paths: Sequence[Path]) -> tuple[list[Found], list[Unreadable], int]:
     return found, unreadable, files
 
 
-def wanted_images(found: Sequence[Found]) -> tuple[dict[str, list[str]], list[Found]]:
-    """{Docker Hub repository: its tags, in the order found}, and the references pinned by
-    digest alone (a config names tags)."""
+def wanted_images(found: Sequence[Found]) -> dict[str, list[str]]:
+    """{Docker Hub repository: its tags, in the order found}. A reference by digest alone is
+    wanted as that digest pinned (`sha256:...` among the tags: docs/over-time.md)."""
     wanted: dict[str, list[str]] = {}
-    digest_only: list[Found] = []
     for f in found:
         if f.status is not Status.hub or f.ref is None:
             continue
-        if f.ref.digest and not f.ref.tag:
-            digest_only.append(f)
-            continue
         tags = wanted.setdefault(f.ref.repository, [])
-        tag = f.ref.tag or DEFAULT_TAG
+        digest_alone = f.ref.digest if f.ref.digest and not f.ref.tag else None
+        tag = digest_alone or f.ref.tag or DEFAULT_TAG
         if tag not in tags:
             tags.append(tag)
-    return wanted, digest_only
+    return wanted
 
 
 def _entry(f: Found) -> dict[str, Any]:
@@ -72,7 +69,7 @@ def _entry(f: Found) -> dict[str, Any]:
 def discover_document(
     found: Sequence[Found], unreadable: Sequence[Unreadable], files: int
 ) -> dict[str, Any]:
-    wanted, _ = wanted_images(found)
+    wanted = wanted_images(found)
     return {
         "version": DISCOVER_VERSION,
         "files": files,
@@ -128,14 +125,9 @@ def write_discover_table(document: dict[str, Any], out: TextIO) -> None:
 
 
 def _write_config(config: Path, found: Sequence[Found], err: TextIO) -> None:
-    wanted, digest_only = wanted_images(found)
+    wanted = wanted_images(found)
     text = read_text(config) if config.exists() else None
     merged = merge_images(text, str(config), wanted)
-    for f in digest_only:
-        err.write(
-            f"{config}: not added: {printable(f.file)}:{f.line} {printable(f.text)} is pinned"
-            " by digest alone; a config names tags\n"
-        )
     for note in merged.notes:
         err.write(f"{config}: not added: {printable(note)}\n")
     if merged.text != (text or ""):
