@@ -102,13 +102,18 @@ def tag_of(reference: str) -> str:
 # --- a tag that moves: the previous image kept --------------------------------------------
 
 
+def keeping_previous(mirror: Mirror, tmp_path: Path, image: str) -> str:
+    """`image:1` at the source, and a config that keeps one previous image of it; its digest."""
+    first = push_versions(mirror.world, tmp_path / "a", image, ["1"])["1"]
+    mirror.config([{"image": image, "tags": ["1"], "keep_previous": 1}])
+    return first
+
+
 def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
     mirror: Mirror, tmp_path: Path
 ) -> None:
-    world = mirror.world
-    image = "overtime/moves"
-    first = push_versions(world, tmp_path / "a", image, ["1"])["1"]
-    mirror.config([{"image": image, "tags": ["1"], "keep_previous": 1}])
+    world, image = mirror.world, "overtime/moves"
+    first = keeping_previous(mirror, tmp_path, image)
     run = mirror.sync()
     assert run.code == 0, run
     assert [e["action"] for e in run.report["images"]] == ["copied"]  # nothing to back up yet
@@ -150,10 +155,8 @@ def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
 def test_a_dry_run_names_the_backup_a_moved_tag_would_get_and_writes_nothing(
     mirror: Mirror, tmp_path: Path
 ) -> None:
-    world = mirror.world
-    image = "overtime/preview"
-    first = push_versions(world, tmp_path / "a", image, ["1"])["1"]
-    mirror.config([{"image": image, "tags": ["1"], "keep_previous": 1}])
+    world, image = mirror.world, "overtime/preview"
+    first = keeping_previous(mirror, tmp_path, image)
     dry = mirror.sync("--dry-run")  # ECR holds no `1` yet: nothing to back up
     assert [e["action"] for e in dry.report["images"]] == ["would-copy"], dry
     assert mirror.sync().code == 0
