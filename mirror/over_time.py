@@ -2,6 +2,7 @@
 tags this tool wrote kept, and the tags an entry no longer selects pruned.
 
     back up   (before a tag is re-pointed)  ECR HEAD, GET by digest, PUT `<tag>--prev-<time>`
+                                             (a dry run: the HEAD alone -> would-back-up)
     record    (every tag the run writes)     -> this run's part of the ledger
     settle    (after every copy)             ECR tag list, the ledger, HEADs of the candidates
                                              -> pruned | would-prune; the ledger rewritten
@@ -83,17 +84,24 @@ class OverTime:
         with self._lock:
             self._written.setdefault(repository, {})[tag] = Written(digest, self._clock())
 
+    def would_back_up(self, repository: str, tag: str) -> Backup | None:
+        """The backup `back_up` would make of `tag` now, from one HEAD, writing nothing
+        (None: ECR has no such tag, nothing to keep)."""
+        head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
+        return None if head is None else Backup(backup_tag(tag, self._clock()), head.digest)
+
     def back_up(self, repository: str, tag: str) -> Backup | None:
         """Before `tag` is re-pointed: tag the image it points at under its backup name
         (None: ECR has no such tag, nothing to keep)."""
-        head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
-        if head is None:
+        planned = self.would_back_up(repository, tag)
+        if planned is None:
             return None
-        manifest, _ = self._retry.call(lambda: self._target.get_manifest(repository, head.digest))
-        name = backup_tag(tag, self._clock())
-        write_tag(self._target, self._retry, repository, name, manifest)
-        self.record(repository, name, manifest.digest)
-        return Backup(name, manifest.digest)
+        manifest, _ = self._retry.call(
+            lambda: self._target.get_manifest(repository, planned.digest)
+        )
+        write_tag(self._target, self._retry, repository, planned.tag, manifest)
+        self.record(repository, planned.tag, manifest.digest)
+        return Backup(planned.tag, manifest.digest)
 
     def settle(
         self,

@@ -33,6 +33,7 @@ class Action(StrEnum):
     BACKED_UP = "backed-up"  # a moved tag's previous image, kept under a backup tag
     PRUNED = "pruned"  # a tag the entry no longer selects, deleted
     WOULD_PRUNE = "would-prune"  # dry run
+    WOULD_BACK_UP = "would-back-up"  # dry run: the backup a moved tag would get
 
 
 @dataclass(frozen=True)

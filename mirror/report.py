@@ -71,6 +71,7 @@ def report_document(report: SyncReport, error: str | None = None) -> dict[str, A
             "backed_up": report.count(Action.BACKED_UP),
             "pruned": report.count(Action.PRUNED),
             "would_prune": report.count(Action.WOULD_PRUNE),
+            "would_back_up": report.count(Action.WOULD_BACK_UP),
             "bytes": sum(r.bytes for r in report.results),
             "pulls": sum(r.pulls for r in report.results),
             "minimum_pulls": report.minimum_pulls,
@@ -183,6 +184,8 @@ def _note(result: TagResult) -> str:
 def _over_time(totals: dict[str, int], *, dry_run: bool) -> str:
     """The summary's words for backups and pruning, when there were any."""
     words = [f"backed up {totals['backed_up']}"] if totals["backed_up"] else []
+    if dry_run and totals["would_back_up"]:
+        words.append(f"would back up {totals['would_back_up']}")
     if dry_run and totals["would_prune"]:
         words.append(f"would prune {totals['would_prune']}")
     elif totals["pruned"]:

@@ -93,8 +93,8 @@ def execute(
     """Copy what the plan says: one copy per source digest and repository, in config order,
     each on its own thread; the other tags of that digest are written from it at once.
     Every tag written is recorded in `over_time`'s ledger; a tag about to be re-pointed has
-    its image backed up first (`keep_previous`). Returns a result per planned tag, then one
-    per backup."""
+    its image backed up first (`keep_previous`; a dry run names the backup, writing nothing).
+    Returns a result per planned tag, then one per backup."""
     stop = threading.Event()  # --fail-fast: set by the first failure, seen by every worker
     followers: dict[int, list[PlannedTag]] = {}
     for planned in plan:
@@ -150,7 +150,7 @@ def execute(
         )
         started = time.monotonic()
         try:
-            back_up(planned)
+            kept(back_up(planned))
             outcome = copier.copy(request)
             result.action, result.digest = Action.COPIED, outcome.digest
         except CopyFailed as failed:
@@ -178,7 +178,7 @@ def execute(
         repository, digest = planned.image.target_repository, leader.digest
         started = time.monotonic()
         try:
-            back_up(planned)
+            kept(back_up(planned))
             manifest = (
                 outcome.manifest
                 or retry.call(lambda: registries.target.get_manifest(repository, digest))[0]
@@ -190,27 +190,39 @@ def execute(
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
-    def back_up(planned: PlannedTag) -> None:
+    def back_up(planned: PlannedTag, *, dry_run: bool = False) -> TagResult | None:
         """`keep_previous`: the image a tag points at is tagged as its backup before the
-        tag moves; a backup that fails stops the tag from moving."""
+        tag moves (a dry run only names the backup); a backup that fails stops the tag from
+        moving. Returns the backup's line of the report, if there is one."""
         if planned.image.over_time.keep_previous == 0 or planned.tag.startswith("sha256:"):
-            return
+            return None
         repository = planned.image.target_repository
+        keep = over_time.would_back_up if dry_run else over_time.back_up
         try:
-            backup = over_time.back_up(repository, planned.tag)
+            backup = keep(repository, planned.tag)
         except Exception as exc:  # reported on the tag, which stays where it was
             raise CopyError(f"backing up its previous image: {failure_text(exc)}") from exc
         if backup is None:
-            return
-        mark = PlannedTag(planned.image, backup.tag, Action.BACKED_UP)
+            return None
+        action = Action.WOULD_BACK_UP if dry_run else Action.BACKED_UP
         moved = f"{registries.target_name}/{repository}:{planned.tag}"
-        result = TagResult(
-            mark, Action.BACKED_UP, moved, f"{registries.target_name}/{repository}:{backup.tag}"
-        )
-        result.digest = backup.digest
-        with lock:
-            backups.append(result)
-        on_result(result)
+        backup_ref = f"{registries.target_name}/{repository}:{backup.tag}"
+        mark = PlannedTag(planned.image, backup.tag, action)
+        return TagResult(mark, action, moved, backup_ref, digest=backup.digest)
+
+    def would_back_up(planned: PlannedTag) -> TagResult | None:
+        """A dry run's backup of a tag it would re-point; the tag fails as a real run's would."""
+        try:
+            return back_up(planned, dry_run=True)
+        except CopyError as exc:
+            planned.action, planned.error = Action.FAILED, str(exc)
+            return None
+
+    def kept(backup: TagResult | None) -> None:
+        if backup is not None:
+            with lock:
+                backups.append(backup)
+            on_result(backup)
 
     lock = threading.Lock()
     done: dict[int, TagResult] = {}
@@ -219,6 +231,12 @@ def execute(
         for position, planned in enumerate(plan)
         if planned.action is Action.WOULD_COPY and planned.same_as is None and not options.dry_run
     ]
+    if options.dry_run:  # the backups (free HEADs on ECR) first: one may fail its tag
+        re_pointed = [planned for planned in plan if planned.action is Action.WOULD_COPY]
+        workers = max(1, options.requests)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup") as pool:
+            for backup in pool.map(would_back_up, re_pointed):
+                kept(backup)
     for planned in plan:
         if planned.action is not Action.WOULD_COPY or options.dry_run:
             done[id(planned)] = result_of(planned)

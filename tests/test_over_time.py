@@ -4,6 +4,7 @@ ledger of the tags the tool wrote, and the bad input of these keys."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -46,6 +47,12 @@ def push_versions(
     ]
     corpus = push_corpus(world.hub_upstream_url, specs, tmpdir=tmp_path)
     return {tag: corpus.get(f"{repository}:{tag}").digest for tag in tags}
+
+
+def rebuild(world: World, tmp_path: Path, image: str, tag: str, seed: str) -> str:
+    """The source re-points `tag` (a rebuild): a new image under the same tag; its digest."""
+    spec = ImageSpec(image, (tag,), "docker", (linux("amd64", LayerSpec(2048, seed=seed)),))
+    return push_corpus(world.hub_upstream_url, [spec], tmpdir=tmp_path).get(f"{image}:{tag}").digest
 
 
 def ecr_tags(world: World, image: str) -> set[str]:
@@ -95,31 +102,23 @@ def tag_of(reference: str) -> str:
 # --- a tag that moves: the previous image kept --------------------------------------------
 
 
+def keeping_previous(mirror: Mirror, tmp_path: Path, image: str) -> str:
+    """`image:1` at the source, and a config that keeps one previous image of it; its digest."""
+    first = push_versions(mirror.world, tmp_path / "a", image, ["1"])["1"]
+    mirror.config([{"image": image, "tags": ["1"], "keep_previous": 1}])
+    return first
+
+
 def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
     mirror: Mirror, tmp_path: Path
 ) -> None:
-    world = mirror.world
-    image = "overtime/moves"
-    first = push_versions(world, tmp_path / "a", image, ["1"])["1"]
-    mirror.config([{"image": image, "tags": ["1"], "keep_previous": 1}])
+    world, image = mirror.world, "overtime/moves"
+    first = keeping_previous(mirror, tmp_path, image)
     run = mirror.sync()
     assert run.code == 0, run
     assert [e["action"] for e in run.report["images"]] == ["copied"]  # nothing to back up yet
 
-    # the source re-points `1` (a rebuild): a new image under the same tag
-    moved = (
-        push_corpus(
-            world.hub_upstream_url,
-            [
-                ImageSpec(
-                    image, ("1",), "docker", (linux("amd64", LayerSpec(2048, seed="rebuilt")),)
-                )
-            ],
-            tmpdir=tmp_path,
-        )
-        .get(f"{image}:1")
-        .digest
-    )
+    moved = rebuild(world, tmp_path, image, "1", "rebuilt")
     assert moved != first
     run = mirror.sync()
     assert run.code == 0, run
@@ -135,15 +134,7 @@ def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
     assert report["totals"]["backed_up"] == 1
 
     # the third image: a second backup, and keep_previous: 1 prunes the older one
-    third = (
-        push_corpus(
-            world.hub_upstream_url,
-            [ImageSpec(image, ("1",), "docker", (linux("amd64", LayerSpec(2048, seed="again")),))],
-            tmpdir=tmp_path,
-        )
-        .get(f"{image}:1")
-        .digest
-    )
+    third = rebuild(world, tmp_path, image, "1", "again")
     run = mirror.sync()
     assert run.code == 0, run
     report = run.report
@@ -159,6 +150,47 @@ def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
     run = mirror.sync()
     assert [e["action"] for e in run.report["images"]] == ["up-to-date"]
     assert pulls(world) == spent
+
+
+def test_a_dry_run_names_the_backup_a_moved_tag_would_get_and_writes_nothing(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    world, image = mirror.world, "overtime/preview"
+    first = keeping_previous(mirror, tmp_path, image)
+    dry = mirror.sync("--dry-run")  # ECR holds no `1` yet: nothing to back up
+    assert [e["action"] for e in dry.report["images"]] == ["would-copy"], dry
+    assert mirror.sync().code == 0
+
+    moved = rebuild(world, tmp_path / "b", image, "1", "rebuilt")
+    tags, ledger, spent = (
+        ecr_tags(world, image),
+        ecr_digest(world, image, "_mirror-ledger"),
+        pulls(world),
+    )
+    dry = mirror.sync("--dry-run")
+    assert dry.code == 0, dry
+    assert sorted(e["action"] for e in dry.report["images"]) == ["would-back-up", "would-copy"]
+    [preview] = entries(dry.report, "would-back-up")
+    assert preview["source"].endswith(f"{target_repository(image)}:1")
+    assert re.fullmatch(r"1--prev-\d{8}-\d{6}", tag_of(preview["target"])), preview
+    assert preview["digest"] == first and preview["pulls"] == 0 and preview["bytes"] == 0
+    assert dry.report["totals"]["would_back_up"] == 1 and dry.report["totals"]["backed_up"] == 0
+    table = mirror.run(*mirror.sync_args()[:-2], "-o", "table", "--dry-run")
+    assert "would back up 1;" in table.stdout and "would-back-up" in table.stdout, table
+    # a dry run spends nothing and writes nothing: no pull, no tag, the ledger as it was
+    assert pulls(world) == spent
+    assert ecr_tags(world, image) == tags
+    assert ecr_digest(world, image, "_mirror-ledger") == ledger
+    assert ecr_digest(world, image, "1") == first
+
+    run = mirror.sync()  # the real run makes the backup the dry run named, by the same rule
+    assert run.code == 0, run
+    [backup] = entries(run.report, "backed-up")
+    assert re.fullmatch(r"1--prev-\d{8}-\d{6}", tag_of(backup["target"])), backup
+    assert (backup["source"], backup["digest"]) == (preview["source"], preview["digest"])
+    assert "would_back_up" in run.report["totals"] and run.report["totals"]["would_back_up"] == 0
+    assert ecr_digest(world, image, tag_of(backup["target"])) == first
+    assert ecr_digest(world, image, "1") == moved
 
 
 # --- a selector whose set changes: the dropped tag pruned, only with prune ------------------
