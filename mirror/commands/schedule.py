@@ -63,7 +63,7 @@ def run_delete_schedule(
             *(f"  {key} ({kind})" for key, kind in plan.resources),
             "Deleting the stack deletes all of these: the log group"
             f" {log_group_name(config)} with the job's build logs"
-            + (", the alarm topic with its subscriptions" if topic else "")
+            + (" and the alarm topic with its subscriptions" if topic else "")
             + f". The repositories and their images are in stack {config.stack.name},"
             " which stays.",
         ]
