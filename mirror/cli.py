@@ -108,10 +108,17 @@ ConfigOption = Annotated[
 StackDryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Show the changes; execute nothing.")
 ]
+# delete-repo's and delete-schedule's: without it they ask on the terminal, or refuse
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")]
 VerboseOption = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Debug logs, and the traceback of an internal error."),
 ]
+
+
+def _ask(question: str) -> bool:
+    """A delete command's question, on stderr; no answer is no."""
+    return typer.confirm(question, default=False, err=True)
 
 
 def _version(value: bool) -> None:
@@ -322,20 +329,14 @@ def ensure_repo_command(
 @app.command("delete-repo", epilog="Example: mirror delete-repo --yes")
 def delete_repo_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (for CI).")] = False,
+    yes: YesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Delete the stack; its repositories stay in ECR with their images."""
     _logging(verbose)
     from mirror.commands.stack import run_delete_repo
 
-    code = run_delete_repo(
-        config,
-        yes=yes,
-        interactive=sys.stdin.isatty(),
-        ask=lambda question: typer.confirm(question, default=False, err=True),
-    )
-    raise typer.Exit(code)
+    raise typer.Exit(run_delete_repo(config, yes=yes, interactive=sys.stdin.isatty(), ask=_ask))
 
 
 @app.command("schedule-template", epilog="Example: mirror schedule-template > cfn/schedule.yml")
@@ -360,6 +361,19 @@ def deploy_schedule_command(
     from mirror.commands.schedule import run_deploy_schedule
 
     raise typer.Exit(run_deploy_schedule(config, dry_run=dry_run))
+
+
+@app.command("delete-schedule", epilog="Example: mirror delete-schedule --yes")
+def delete_schedule_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    yes: YesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Delete the scheduled sync job's stack, its logs and alarms; repositories stay."""
+    _logging(verbose)
+    from mirror.commands.schedule import run_delete_schedule
+
+    raise typer.Exit(run_delete_schedule(config, yes=yes, interactive=sys.stdin.isatty(), ask=_ask))
 
 
 @app.command("login", epilog="Example: mirror login --config-only")

@@ -287,14 +287,14 @@ def test_a_stack_no_update_can_start_from_names_this_stack_s_commands() -> None:
         "ROLLBACK_COMPLETE",
         ["  CREATE_FAILED Project: role not assumable"],
         rerun="mirror deploy-schedule",
-        delete=f"aws cloudformation delete-stack --stack-name {NAME}",
+        delete="mirror delete-schedule",
         delete_note="",
     )
     assert refusal is not None
     assert refusal.message == (
         f"stack {NAME} is ROLLBACK_COMPLETE: its creation failed and was rolled back, and"
-        " CloudFormation cannot update it. Delete it with `aws cloudformation delete-stack"
-        f" --stack-name {NAME}`, then run `mirror deploy-schedule` again"
+        " CloudFormation cannot update it. Delete it with `mirror delete-schedule`, then run"
+        " `mirror deploy-schedule` again"
     )
     assert refusal.details == ("  CREATE_FAILED Project: role not assumable",)
 

@@ -1,4 +1,5 @@
-"""`mirror ensure-repo` and `mirror delete-repo`: the stack of ECR repositories.
+"""`mirror ensure-repo` and `mirror delete-repo`: the stack of ECR repositories; the
+confirmation and report every delete command shares.
 
 Progress lines go to stderr, the report (a table on a terminal, plain lines otherwise) to
 stdout. Both quote CloudFormation's words, so every cell is made printable and shown as
@@ -10,11 +11,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mirror.config import load_config
 from mirror.errors import ConfigError
 from mirror.text import ERROR_LIMIT, FIELD_LIMIT, printable
+
+if TYPE_CHECKING:
+    from mirror.stack import DeleteOutcome, DeletePlan
 
 
 def say(line: str) -> None:
@@ -55,6 +59,34 @@ def run_ensure_repo(config_path: Path, *, dry_run: bool, out: TextIO = sys.stdou
     return 0
 
 
+def confirmation(
+    command: str,
+    *,
+    yes: bool,
+    interactive: bool,
+    ask: Callable[[str], bool],
+    shown: Callable[[DeletePlan], Sequence[str]],
+) -> Callable[[DeletePlan], bool]:
+    """A delete command's `confirm`: says the lines `shown(plan)`, then asks `ask(question)`
+    unless `yes`. Without `yes`, stdin must be a terminal: refused before any AWS call."""
+    if not yes and not interactive:
+        raise ConfigError(f"{command} asks before deleting, and stdin is no terminal: pass --yes")
+
+    def confirm(plan: DeletePlan) -> bool:
+        for line in shown(plan):
+            say(line)
+        return yes or ask(f"Delete stack {plan.stack_name}?")
+
+    return confirm
+
+
+def report_deletions(outcomes: Sequence[DeleteOutcome], out: TextIO) -> int:
+    """One report per stack; exit 1 when a deletion was declined, 0 otherwise."""
+    for outcome in outcomes:
+        write_report(outcome.summary(), *outcome.rows(), out=out)
+    return 1 if any(outcome.result == "cancelled" for outcome in outcomes) else 0
+
+
 def run_delete_repo(
     config_path: Path,
     *,
@@ -64,19 +96,16 @@ def run_delete_repo(
     out: TextIO = sys.stdout,
 ) -> int:
     """`ask(question)` is asked unless `yes`; without `yes`, stdin must be a terminal."""
-    from mirror.stack import DeletePlan, delete_set
+    from mirror.stack import delete_set
 
-    if not yes and not interactive:
-        raise ConfigError("delete-repo asks before deleting, and stdin is no terminal: pass --yes")
+    def shown(plan: DeletePlan) -> list[str]:
+        return [
+            f"stack {plan.stack_name} ({plan.status}) in {plan.region} holds:",
+            *(f"  {name}" for name in plan.repositories),
+            "Deleting the stack leaves these repositories in ECR with their images.",
+        ]
 
-    def confirm(plan: DeletePlan) -> bool:
-        say(f"stack {plan.stack_name} ({plan.status}) in {plan.region} holds:")
-        for name in plan.repositories:
-            say(f"  {name}")
-        say("Deleting the stack leaves these repositories in ECR with their images.")
-        return yes or ask(f"Delete stack {plan.stack_name}?")
-
-    outcomes = delete_set(load_config(config_path), confirm=confirm, progress=say)
-    for outcome in outcomes:  # one report per stack of the set
-        write_report(outcome.summary(), *outcome.rows(), out=out)
-    return 1 if any(outcome.result == "cancelled" for outcome in outcomes) else 0
+    confirm = confirmation("delete-repo", yes=yes, interactive=interactive, ask=ask, shown=shown)
+    return report_deletions(
+        delete_set(load_config(config_path), confirm=confirm, progress=say), out
+    )

@@ -133,14 +133,25 @@ def deployed_template(cf: CloudFormationClient, stack_id: str) -> Any:
     return cf.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"]
 
 
+def stack_resources(cf: CloudFormationClient, stack_id: str) -> tuple[tuple[str, str, str], ...]:
+    """(logical ID, type, physical ID or "") of every resource the stack holds; a summary
+    without a logical ID (moto's, for a resource type it does not implement) names none."""
+    return tuple(
+        (r["LogicalResourceId"], r["ResourceType"], r.get("PhysicalResourceId", ""))
+        for page in cf.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+        for r in page["StackResourceSummaries"]
+        if r["LogicalResourceId"]
+    )
+
+
+def repositories_among(resources: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+    """Logical ID -> name of the ECR repositories among a stack's `resources`."""
+    return {key: name for key, kind, name in resources if kind == REPOSITORY_TYPE and name}
+
+
 def owned_repositories(cf: CloudFormationClient, stack_id: str) -> dict[str, str]:
     """Logical ID -> name of the ECR repositories the stack holds."""
-    owned: dict[str, str] = {}
-    for page in cf.get_paginator("list_stack_resources").paginate(StackName=stack_id):
-        for resource in page["StackResourceSummaries"]:
-            if resource["ResourceType"] == REPOSITORY_TYPE and resource.get("PhysicalResourceId"):
-                owned[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
-    return owned
+    return repositories_among(stack_resources(cf, stack_id))
 
 
 def ecr_repositories(ecr: ECRClient) -> dict[str, str]:

@@ -187,25 +187,34 @@ class SetOutcome:
 
 @dataclass(frozen=True)
 class DeleteOutcome:
-    """What `delete_stack` did."""
+    """What `delete_stack` or `delete_schedule` did."""
 
     stack_name: str
     region: str
     result: Literal["deleted", "absent", "cancelled"]
     retained: tuple[Repository, ...] = ()
     deleted: tuple[str, ...] = ()  # repositories that went with the stack (not Retain)
+    resources: tuple[tuple[str, str], ...] = ()  # the schedule's: (logical ID, type), all gone
 
     def summary(self) -> str:
         if self.result == "absent":
             return f"stack {self.stack_name} does not exist in {self.region}: nothing to delete"
         if self.result == "cancelled":
             return f"stack {self.stack_name} was not deleted"
+        if self.resources:
+            return (
+                f"stack {self.stack_name} deleted from {self.region} with its"
+                f" {len(self.resources)} resources"
+            )
         return (
             f"stack {self.stack_name} deleted from {self.region}; {len(self.retained)}"
             " repositories retained in ECR with their images"
         )
 
     def rows(self) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
+        if self.resources:
+            gone = [(key, kind, "deleted with the stack") for key, kind in self.resources]
+            return ("resource", "type", "state"), gone
         rows = [(r.name, f"retained, {r.images} images", r.uri) for r in self.retained]
         rows += [(name, "deleted with the stack", "") for name in self.deleted]
         return ("repository", "state", "uri"), rows

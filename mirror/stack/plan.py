@@ -138,6 +138,7 @@ class DeletePlan:
     region: str
     status: str
     repositories: tuple[str, ...]  # the ECR repositories the stack holds (retained)
+    resources: tuple[tuple[str, str], ...] = ()  # (logical ID, type) of all it holds
 
 
 def logical_names(config: Config) -> dict[str, str]:

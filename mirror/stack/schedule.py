@@ -147,7 +147,7 @@ def deploy_schedule(
             stack["StackStatus"],
             events.recent_failures(stack_id),
             rerun=COMMAND,
-            delete=f"aws cloudformation delete-stack --stack-name {name}",
+            delete="mirror delete-schedule",
             delete_note="",
         )
         if refusal is not None:
