@@ -54,8 +54,14 @@ def run_template(
 
 def _held(config: Config) -> dict[str, int]:
     """Repository -> index of the stack of the deployed set that holds it."""
-    from mirror.stack.calls import AwsClients, aws_errors, held_repositories, set_members
+    from mirror.stack.calls import (
+        AwsClients,
+        aws_errors,
+        deployed_templates,
+        held_repositories,
+        set_members,
+    )
 
     with aws_errors(config.stack.name):
         cf = AwsClients.for_config(config).cloudformation
-        return held_repositories(cf, set_members(cf, config.stack.name))
+        return held_repositories(deployed_templates(cf, set_members(cf, config.stack.name)))

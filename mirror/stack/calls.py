@@ -118,11 +118,16 @@ def set_members(cf: CloudFormationClient, base: str) -> dict[int, str]:
     return members
 
 
-def held_repositories(cf: CloudFormationClient, members: Mapping[int, str]) -> dict[str, int]:
+def deployed_templates(cf: CloudFormationClient, members: Mapping[int, str]) -> dict[int, Any]:
+    """Index -> the template each stack of the set was deployed with: read once a run, for
+    the split and for each stack's plan."""
+    return {index: deployed_template(cf, stack_id) for index, stack_id in sorted(members.items())}
+
+
+def held_repositories(templates: Mapping[int, Any]) -> dict[str, int]:
     """Repository name -> index of the stack of the set that holds it (its deployed template)."""
     held: dict[str, int] = {}
-    for index, stack_id in sorted(members.items()):
-        template = deployed_template(cf, stack_id)
+    for index, template in sorted(templates.items()):
         loaded = load_template(template) if isinstance(template, str) else template
         held.update({name: index for name in repository_names(loaded).values()})
     return held

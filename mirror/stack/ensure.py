@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from mirror.config import Config
 from mirror.errors import StackError
@@ -39,6 +40,7 @@ from mirror.stack.calls import (
     counted,
     create_and_wait,
     deployed_template,
+    deployed_templates,
     describe_stack,
     ecr_repositories,
     execute_and_wait,
@@ -87,16 +89,20 @@ def ensure_stack(
     with aws_errors(config.stack.name):
         clients = aws or AwsClients.for_config(config)
         members = set_members(clients.cloudformation, config.stack.name)
+        templates = deployed_templates(clients.cloudformation, members)
         parts = [
-            part
-            for index, part in enumerate(
-                split_config(config, held_repositories(clients.cloudformation, members))
-            )
+            (index, part)
+            for index, part in enumerate(split_config(config, held_repositories(templates)))
             if part.images or index in members  # an empty place in the set stays empty
         ]
-        for line in set_lines(parts):
+        for line in set_lines([part for _, part in parts]):
             progress(line)
-        plans = [plan_stack(part, clients, progress=progress, polling=polling) for part in parts]
+        plans = [
+            plan_stack(
+                part, clients, progress=progress, polling=polling, deployed=templates.get(index)
+            )
+            for index, part in parts
+        ]
         for plan in plans:
             for line in plan_lines(plan, dry_run=dry_run):
                 progress(line)
@@ -114,12 +120,18 @@ def ensure_stack(
 
 
 def plan_stack(
-    config: Config, aws: AwsClients, *, progress: Progress = silent, polling: Polling = Polling()
+    config: Config,
+    aws: AwsClients,
+    *,
+    progress: Progress = silent,
+    polling: Polling = Polling(),
+    deployed: Any = None,
 ) -> StackPlan:
     """What `ensure-repo` would do; `progress` hears of a change set being computed.
 
     Nothing is executed; a change set computed for the plan is executed by `apply_stack` or
-    deleted (see `ensure_stack`). AWS errors become one-line StackErrors.
+    deleted (see `ensure_stack`). AWS errors become one-line StackErrors. `deployed`: the
+    stack's deployed template when the caller read it already (`ensure_stack` reads the set's).
     """
     with aws_errors(config.stack.name):
         cf = aws.cloudformation
@@ -143,7 +155,9 @@ def plan_stack(
             failures = StackEvents(cf, plan.stack_name, plan.names).recent_failures(stack_id)
             return replace(plan, refusal=blocked_refusal(plan.stack_name, status, failures))
         if parameters_match(stack, plan.parameters) and template_matches(
-            deployed_template(cf, stack_id), plan.template_body, config
+            deployed if deployed is not None else deployed_template(cf, stack_id),
+            plan.template_body,
+            config,
         ):
             return replace(plan, action="none", existing=ecr_repositories(aws.ecr))
         owned = owned_repositories(cf, stack_id)
