@@ -19,11 +19,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mirror.config import MirroredImage
 from mirror.copy import write_tag
 from mirror.engine import failure_text
+from mirror.errors import MirrorError
 from mirror.ledger import (
     EMPTY_BLOB,
     EMPTY_DIGEST,
@@ -42,6 +43,8 @@ from mirror.registry.retry import RetryPolicy
 from mirror.untag import Untag
 
 log = logging.getLogger("mirror.sync")
+
+_NAME_TRIES = 10  # backups of one tag stamped in the same second before giving up
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,25 @@ class OverTime:
         planned = self.would_back_up(repository, tag)
         if planned is None:
             return None
+        planned = self._unused_name(repository, tag, planned)
         manifest, _ = self._retry.call(
             lambda: self._target.get_manifest(repository, planned.digest)
         )
         write_tag(self._target, self._retry, repository, planned.tag, manifest)
         self.record(repository, planned.tag, manifest.digest)
         return Backup(planned.tag, manifest.digest)
+
+    def _unused_name(self, repository: str, tag: str, planned: Backup) -> Backup:
+        """The backup name is stamped to the second, so a tag re-pointed twice within one
+        second would name its second backup as its first and overwrite it: a taken name steps
+        the stamp a second on (the names still sort by time), a bounded number of times."""
+        when = self._clock()
+        for _ in range(_NAME_TRIES):
+            if self._digest(repository, planned.tag) in (None, planned.digest):
+                return planned
+            when += timedelta(seconds=1)
+            planned = replace(planned, tag=backup_tag(tag, when))
+        raise MirrorError(f"no free backup name for tag {tag!r} after {_NAME_TRIES} tries")
 
     def settle(
         self,

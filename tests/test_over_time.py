@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ import pytest
 
 from mirror.config import parse_config
 from mirror.errors import ConfigError
+from mirror.over_time import Backup, OverTime
+from mirror.registry.auth import Credentials, StaticCredentials
+from mirror.registry.client import RegistryClient, new_http_client
+from mirror.registry.retry import RetryPolicy
+from mirror.untag import RegistryUntag
 from tests.runner import Mirror, pulls, target_repository
 from tests.world.corpus import ImageSpec, LayerSpec, linux, push_corpus
 from tests.world.dockerd import DockerEngine
@@ -150,6 +156,37 @@ def test_a_moved_source_tag_keeps_its_previous_image_under_a_backup_tag(
     run = mirror.sync()
     assert [e["action"] for e in run.report["images"]] == ["up-to-date"]
     assert pulls(world) == spent
+
+
+def test_a_tag_moved_twice_within_one_second_keeps_both_previous_images(
+    fresh_world: World, tmp_path: Path
+) -> None:
+    """Backup names are stamped to the second: the second backup in that second takes the
+    next free second rather than overwrite the first (a fast CI once lost it that way)."""
+    world, image = fresh_world, "overtime/quick"
+    repository = target_repository(image)
+    images = [
+        ImageSpec(repository, (tag,), "docker", (linux("amd64", LayerSpec(512, seed=tag)),))
+        for tag in ("a", "b")
+    ]
+    corpus = push_corpus(world.ecr_upstream_url, images, auth=world.ecr_auth, tmpdir=tmp_path)
+    first, second = (corpus.get(f"{repository}:{tag}").digest for tag in ("a", "b"))
+    hand_push(world, image, "1", first)
+    frozen = datetime(2026, 12, 2, 5, 3, 12, tzinfo=UTC)
+    with new_http_client(connections=2) as http:
+        target = RegistryClient(  # the registry itself: the front wants the repository in moto
+            world.ecr_upstream_url, StaticCredentials(Credentials(*world.ecr_auth)), http
+        )
+        over_time = OverTime(
+            target, RetryPolicy(), RegistryUntag(target, RetryPolicy()), clock=lambda: frozen
+        )
+        kept_first = over_time.back_up(repository, "1")
+        hand_push(world, image, "1", second)  # the tag moves again in the same second
+        kept_second = over_time.back_up(repository, "1")
+    assert kept_first == Backup("1--prev-20261202-050312", first)
+    assert kept_second == Backup("1--prev-20261202-050313", second)
+    assert ecr_digest(world, image, kept_first.tag) == first  # not overwritten
+    assert ecr_digest(world, image, kept_second.tag) == second
 
 
 def test_a_dry_run_names_the_backup_a_moved_tag_would_get_and_writes_nothing(
