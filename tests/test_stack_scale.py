@@ -17,6 +17,7 @@ import pytest
 
 from mirror.errors import StackError
 from mirror.stack import ensure_stack
+from mirror.stack.calls import set_members
 from mirror.template import own_bucket_name
 from tests import test_stack
 from tests.stack_config import STACK, make_config
@@ -286,3 +287,22 @@ def test_cli_template_of_a_split_config(tmp_path: Path) -> None:
     assert unknown.stderr.strip() == (
         f"mirror: error: --stack other: {path} deploys stacks {STACK}, {STACK}-2, not other"
     )
+
+
+def test_the_set_is_found_without_reading_the_accounts_deleted_stacks(aws: Moto) -> None:
+    """Deleted stacks stay listed for 90 days; ListStacks is asked to leave them out."""
+    cf = aws.client("cloudformation")
+    body = '{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}'
+    for name in ("gone-1", "gone-2", f"{STACK}-2"):
+        cf.create_stack(StackName=name, TemplateBody=body)
+    for name in ("gone-1", "gone-2"):
+        cf.delete_stack(StackName=name)
+    answered: list[str] = []
+    cf.meta.events.register(
+        "after-call.cloudformation.ListStacks",
+        lambda parsed, **_: answered.extend(s["StackStatus"] for s in parsed["StackSummaries"]),
+    )
+    assert set_members(cf, STACK) == {
+        1: cf.describe_stacks(StackName=f"{STACK}-2")["Stacks"][0]["StackId"]
+    }
+    assert answered and "DELETE_COMPLETE" not in answered

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.model import StringShape
 
 from mirror.aws import client
 from mirror.config import Config
@@ -108,12 +109,19 @@ def describe_stack(cf: CloudFormationClient, name: str) -> StackTypeDef | None:
 
 
 def set_members(cf: CloudFormationClient, base: str) -> dict[int, str]:
-    """Index in the set -> stack ID of the stacks of the set `base` that exist."""
+    """Index in the set -> stack ID of the stacks of the set `base` that exist. Deleted stacks
+    stay listed for 90 days and are often most of a busy account's: they are filtered out by
+    CloudFormation, not read page by page (every status but DELETE_COMPLETE, from the API's
+    own model)."""
+    statuses = cf.meta.service_model.shape_for("StackStatus")
+    assert isinstance(statuses, StringShape)
+    living = [status for status in statuses.enum if status != "DELETE_COMPLETE"]
     members: dict[int, str] = {}
-    for page in cf.get_paginator("list_stacks").paginate():
+    for page in cf.get_paginator("list_stacks").paginate(StackStatusFilter=living):  # type: ignore[arg-type]  # from the model
         for summary in page["StackSummaries"]:
             index = member_index(base, summary["StackName"])
-            if index is not None and summary["StackStatus"] != "DELETE_COMPLETE":
+            deleted = summary["StackStatus"] == "DELETE_COMPLETE"  # an endpoint not filtering
+            if index is not None and not deleted:
                 members[index] = summary.get("StackId", summary["StackName"])
     return members
 
