@@ -54,10 +54,13 @@ class ScheduleOutcome:
     expression: str
     resources: tuple[tuple[str, str], ...]  # (logical ID, type) of every resource, in order
     changes: tuple[RepositoryChange, ...] = ()
+    timezone: str | None = None  # the expression's time zone; None: UTC
 
     def summary(self) -> str:
         name, region = self.stack_name, self.region
         runs = f"mirror sync runs on {self.expression}"
+        if self.timezone is not None:
+            runs += f" in {self.timezone}"
         counts = (
             f"{self._count('add')} to add, {self._count('modify')} to change,"
             f" {self._count('remove')} to remove"
@@ -122,8 +125,9 @@ def deploy_schedule(
         def outcome(
             result: StackResult, changes: tuple[RepositoryChange, ...] = ()
         ) -> ScheduleOutcome:
+            schedule = config.schedule
             return ScheduleOutcome(
-                name, region, result, config.schedule.expression, resources, changes
+                name, region, result, schedule.expression, resources, changes, schedule.timezone
             )
 
         stack = describe_stack(cf, name)
