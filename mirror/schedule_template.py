@@ -19,7 +19,8 @@ What the stack holds:
   the change first. The cost: the config must fit in CloudFormation's 51,200-byte template;
 - a least-privilege role for the build and one for the schedule, which may only start this
   project (`mirror.schedule_policy`);
-- an EventBridge Scheduler schedule (`schedule.expression`, nightly by default): Scheduler
+- an EventBridge Scheduler schedule (`schedule.expression`, nightly by default, in
+  `schedule.timezone`, UTC when it is not set: then the template names no zone): Scheduler
   rather than an events rule because its universal target can start a batch build
   (`codebuild:startBuildBatch`), which a rule's CodeBuild target cannot;
 - the build's own log group (30 days), alarms on the metrics each run publishes (namespace
