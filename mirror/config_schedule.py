@@ -1,8 +1,9 @@
 """The config's `schedule:` section: the scheduled sync job that `mirror deploy-schedule` deploys.
 
-Pure: the pydantic model of the section (`ScheduleFile`) and the check of a schedule
-expression. A bad value is refused when the config is loaded, as one line naming the field,
-before anything asks AWS.
+Pure: the pydantic model of the section (`ScheduleFile`), the check of a schedule expression
+and of its time zone. A bad value is refused when the config is loaded, as one line naming the
+field, before anything asks AWS. (The time zone check reads the names of the tz database that
+the standard library's zoneinfo knows: the system's, and the `tzdata` package's.)
 
 The expression check is written by hand: no kept library knows EventBridge's dialect (six cron
 fields, `?` in one of the day fields, `L`, `W`, `#`, a year field, and `rate()` whose unit is
@@ -13,13 +14,26 @@ since a nightly job is what this section describes.
 
 from __future__ import annotations
 
+import difflib
 import re
+import zoneinfo
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_EXPRESSION = "cron(0 3 * * ? *)"  # every night at 03:00 UTC
 DEFAULT_IMAGE = "mirror:latest"
+# Hours without a run before "the run did not happen": a day and the run's own time; with a
+# time zone one more, since the night its clocks go back is 25 hours long.
+MISSED_RUN_HOURS = 25
+MISSED_RUN_HOURS_IN_A_ZONE = 26
 
 _NUMBER = r"\d{1,4}"
 _MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
@@ -87,6 +101,42 @@ def check_expression(expression: str) -> str:
     return expression
 
 
+def check_timezone(name: str, expression: str | None) -> str:
+    """`name` when it is a time zone of the tz database (`Europe/Paris`, `UTC`) and the
+    expression is a cron(...), the one kind whose times a zone moves."""
+    zones = _zones()
+    if name not in zones:
+        hint = _zone_like(name, zones)
+        raise ValueError(
+            f"{name!r} is not a time zone of the tz database"
+            + (f" (did you mean {hint}?)" if hint else "")
+            + ": give its name, such as Europe/Paris, America/Los_Angeles or UTC"
+        )
+    if expression is not None and expression.startswith("rate("):
+        raise ValueError(
+            f"{expression} counts time from the schedule's start, not clock times, so a time"
+            " zone changes nothing: give a timezone only with a cron(...) expression"
+        )
+    return name
+
+
+def _zones() -> set[str]:
+    """The tz database's zone names zoneinfo finds, but `localtime`: that one is this
+    machine's own zone, a file some systems keep beside the others."""
+    return zoneinfo.available_timezones() - {"localtime"}
+
+
+def _zone_like(name: str, zones: set[str]) -> str | None:
+    """The zone a mistyped name most likely means: the same name or city in another case,
+    else a close spelling."""
+    wanted = name.casefold()
+    for zone in sorted(zones):
+        if wanted in (zone.casefold(), zone.rsplit("/", 1)[-1].casefold()):
+            return zone
+    close = difflib.get_close_matches(name, sorted(zones), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,17 +146,23 @@ class AlarmsFile(_Strict):
 
     # CloudWatch: Period x EvaluationPeriods is at most 7 days (604,800 s). One-day periods:
     deferred_nights: Annotated[int, Field(ge=1, le=7)] = 3
-    # Hours without any run's metrics before "the run did not happen" (one-hour periods).
-    missed_run_hours: Annotated[int, Field(ge=2, le=168)] = 25
+    # Hours without any run's metrics before "the run did not happen" (one-hour periods);
+    # None: MISSED_RUN_HOURS, or MISSED_RUN_HOURS_IN_A_ZONE with a `timezone` (see
+    # ScheduleFile.missed_run_hours).
+    missed_run_hours: Annotated[int, Field(ge=2, le=168)] | None = None
     email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)] | None = (
         None
     )
 
 
 class ScheduleFile(_Strict):
-    """The scheduled sync: when, in how many shards, from which image, and its alarms."""
+    """The scheduled sync: when (and in which time zone), in how many shards, from which
+    image, and its alarms."""
 
     expression: str = DEFAULT_EXPRESSION
+    # The tz database zone that the cron expression's times are in; None: UTC, and the
+    # template says nothing (EventBridge Scheduler's default).
+    timezone: Annotated[str, Field(max_length=50)] | None = None
     shards: Annotated[int, Field(ge=1, le=100)] = 1  # CodeBuild runs at most 100 in a batch
     # CloudFormation's stack name pattern, at least 2 characters as CodeBuild's project name
     # (the project is named as the stack); default `<stack.name>-schedule`.
@@ -123,6 +179,19 @@ class ScheduleFile(_Strict):
     alarms: AlarmsFile = AlarmsFile()
 
     _expression_is_valid = field_validator("expression")(check_expression)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, name: str | None, info: ValidationInfo) -> str | None:
+        return None if name is None else check_timezone(name, info.data.get("expression"))
+
+    @property
+    def missed_run_hours(self) -> int:
+        """Hours without a run before the missed-run alarm: as set, else a day and the run's
+        own time, and an hour more in a time zone (the night its clocks go back)."""
+        if self.alarms.missed_run_hours is not None:
+            return self.alarms.missed_run_hours
+        return MISSED_RUN_HOURS if self.timezone is None else MISSED_RUN_HOURS_IN_A_ZONE
 
     @model_validator(mode="after")
     def _one_runner(self) -> ScheduleFile:

@@ -19,7 +19,8 @@ What the stack holds:
   the change first. The cost: the config must fit in CloudFormation's 51,200-byte template;
 - a least-privilege role for the build and one for the schedule, which may only start this
   project (`mirror.schedule_policy`);
-- an EventBridge Scheduler schedule (`schedule.expression`, nightly by default): Scheduler
+- an EventBridge Scheduler schedule (`schedule.expression`, nightly by default, in
+  `schedule.timezone`, UTC when it is not set: then the template names no zone): Scheduler
   rather than an events rule because its universal target can start a batch build
   (`codebuild:startBuildBatch`), which a rule's CodeBuild target cannot;
 - the build's own log group (30 days), alarms on the metrics each run publishes (namespace
@@ -148,21 +149,20 @@ def _project(config: Config, config_text: str) -> dict[str, Any]:
 
 def _schedule(config: Config) -> dict[str, Any]:
     action = "startBuildBatch" if config.schedule.shards > 1 else "startBuild"
-    return {
-        "Type": "AWS::Scheduler::Schedule",
-        "DependsOn": ["Project"],
-        "Properties": {
-            "Name": stack_name(config)[:SCHEDULE_NAME_MAX],
-            "Description": f"Runs mirror sync of stack {config.stack.name}",
-            "ScheduleExpression": config.schedule.expression,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "Target": {
-                "Arn": f"arn:aws:scheduler:::aws-sdk:codebuild:{action}",
-                "RoleArn": {"Fn::GetAtt": ["ScheduleRole", "Arn"]},
-                "Input": json.dumps({"ProjectName": stack_name(config)}),
-            },
-        },
+    properties: dict[str, Any] = {
+        "Name": stack_name(config)[:SCHEDULE_NAME_MAX],
+        "Description": f"Runs mirror sync of stack {config.stack.name}",
+        "ScheduleExpression": config.schedule.expression,
     }
+    if config.schedule.timezone is not None:  # else UTC, Scheduler's default: nothing said
+        properties["ScheduleExpressionTimezone"] = config.schedule.timezone
+    properties["FlexibleTimeWindow"] = {"Mode": "OFF"}
+    properties["Target"] = {
+        "Arn": f"arn:aws:scheduler:::aws-sdk:codebuild:{action}",
+        "RoleArn": {"Fn::GetAtt": ["ScheduleRole", "Arn"]},
+        "Input": json.dumps({"ProjectName": stack_name(config)}),
+    }
+    return {"Type": "AWS::Scheduler::Schedule", "DependsOn": ["Project"], "Properties": properties}
 
 
 def _alarm(
@@ -246,11 +246,11 @@ def alarms(config: Config) -> dict[str, dict[str, Any]]:
         "MissedRunAlarm": _alarm(
             config,
             "missed-run",
-            f"No mirror sync reported for {settings.missed_run_hours} hours",
+            f"No mirror sync reported for {config.schedule.missed_run_hours} hours",
             _mirror_metric(config, "Seconds", "SampleCount", 3600),
             threshold=1,
             comparison="LessThanThreshold",
-            periods=settings.missed_run_hours,
+            periods=config.schedule.missed_run_hours,
             missing="breaching",
         ),
     }

@@ -152,8 +152,14 @@ def test_a_dry_run_in_the_container_plans_against_the_world(
 ) -> None:
     config = tmp_path / "mounted"
     config.mkdir(mode=0o755)
+    # The config names a time zone: the base has no tz database of its own (as slim images
+    # may not), so it loads only with the one mirror depends on (tzdata).
+    system_zones = "import os, zoneinfo; print(any(map(os.path.isdir, zoneinfo.TZPATH)))"
+    assert run_in(image, "-c", system_zones, entrypoint=["python3"])[:2] == (0, "False\n")
     mirror.world.write_config(
-        config / "images.yaml", [{"image": "alpine", "tags": ["3.19", "3.20"]}]
+        config / "images.yaml",
+        [{"image": "alpine", "tags": ["3.19", "3.20"]}],
+        schedule={"timezone": "Australia/Sydney"},
     )
     (config / "images.yaml").chmod(0o644)
     mirror.world.create_repository("dockerhub/library/alpine")

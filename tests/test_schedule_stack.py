@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from mirror.config import Config, load_config, parse_config
 from mirror.errors import ConfigError
@@ -39,6 +40,7 @@ from mirror.schedule_template import render_yaml
 from mirror.stack import AwsClients, Polling
 from mirror.stack.plan import blocked_refusal
 from mirror.stack.schedule import deploy_schedule
+from mirror.template import load_template
 from tests.world.moto import Moto, start_moto
 from tests.world.procs import http_probe, start_process
 
@@ -244,6 +246,60 @@ def test_the_cli_prints_the_template_it_deploys(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == render_yaml(parse_config(text, str(path)), text)
     assert '--shard "$MIRROR_SHARD"' in result.stdout
+
+
+def deployed_schedule(moto: Moto) -> dict[str, Any]:
+    """The Schedule resource's properties in the template CloudFormation holds."""
+    body = moto.client("cloudformation").get_template(StackName=NAME)["TemplateBody"]
+    return dict(load_template(body)["Resources"]["Schedule"]["Properties"])
+
+
+def test_a_time_zone_is_deployed_and_a_change_of_zone_is_shown_first(
+    aws: Moto, tmp_path: Path
+) -> None:
+    planned, _ = deploy(aws, {"timezone": "Australia/Sydney"}, dry_run=True)
+    assert planned.summary().endswith(
+        "; mirror sync would run on cron(0 3 * * ? *) in Australia/Sydney"
+    )
+    created, _ = deploy(aws, {"timezone": "Australia/Sydney"})
+    assert created.summary() == (
+        f"stack {NAME} created in us-east-1: mirror sync runs on cron(0 3 * * ? *)"
+        " in Australia/Sydney"
+    )
+    assert deployed_schedule(aws)["ScheduleExpressionTimezone"] == "Australia/Sydney"
+    # moto's CloudFormation skips AWS::Scheduler::Schedule, so its Scheduler holds no
+    # schedule to read ScheduleExpressionTimezone from (cfn-lint checks the property instead,
+    # test_schedule_template.py); when moto creates it, read it here.
+    with pytest.raises(ClientError) as raised:
+        aws.client("scheduler").get_schedule(Name=NAME)
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    # Another zone, by the command line's dry run: the change set shows the schedule (and
+    # the project, whose inline config changed), and nothing is executed.
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({"timezone": "America/Los_Angeles"}))
+    before = stack_state(aws)
+    dry = mirror("deploy-schedule", "-c", str(path), "--dry-run", env=aws.env)
+    assert dry.returncode == 0, dry.stderr
+    assert "  ~ Schedule (AWS::Scheduler::Schedule)" in dry.stderr.splitlines()
+    assert dry.stdout.splitlines()[0] == (
+        f"dry run: deploy-schedule would update stack {NAME} in us-east-1:"
+        " 0 to add, 2 to change, 0 to remove;"
+        " mirror sync would run on cron(0 3 * * ? *) in America/Los_Angeles"
+    )
+    assert stack_state(aws)[:3] == before[:3]
+    assert deployed_schedule(aws)["ScheduleExpressionTimezone"] == "Australia/Sydney"
+
+    # The key removed: UTC again, the deployed schedule names no zone, and the missed-run
+    # alarm is back to 25 hours (26 in a zone: the night the clocks go back).
+    updated, _ = deploy(aws, {})
+    assert {(c.action, c.logical_id) for c in updated.changes} == {
+        ("modify", "Project"),
+        ("modify", "Schedule"),
+        ("modify", "MissedRunAlarm"),
+    }
+    assert "ScheduleExpressionTimezone" not in deployed_schedule(aws)
+    assert updated.summary().endswith("mirror sync runs on cron(0 3 * * ? *)")
 
 
 def test_cfn_schedule_yml_deployed_by_hand_is_what_deploy_schedule_deploys(aws: Moto) -> None:

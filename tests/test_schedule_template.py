@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -90,6 +93,7 @@ VARIANTS = {
         "alarms": {"email": "ops@example.com", "deferred_nights": 2, "missed_run_hours": 7},
     },
     "image-secret": {"image": "tools/mirror:1.2.3", "stack_name": "nightly-mirror"},
+    "timezone": {"expression": "cron(30 22 ? * MON-FRI *)", "timezone": "America/Los_Angeles"},
 }
 
 
@@ -335,6 +339,49 @@ def test_the_schedule_runs_the_configured_expression_nightly_by_default() -> Non
     assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:codebuild:startBuild"
     other = rendered({"expression": "rate(1 day)"})["Resources"]["Schedule"]["Properties"]
     assert other["ScheduleExpression"] == "rate(1 day)"
+
+
+def test_the_schedule_runs_in_its_time_zone_and_names_none_for_utc() -> None:
+    schedule = rendered({"timezone": "Australia/Sydney"})["Resources"]["Schedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "Australia/Sydney"
+    # without the key, nothing: the templates deployed before it stay byte for byte the same
+    assert "ScheduleExpressionTimezone" not in rendered()["Resources"]["Schedule"]["Properties"]
+    assert "Timezone" not in render_yaml(*configured())
+
+
+def _quiet_hours(published: list[datetime]) -> int:
+    """The most one-hour periods in a row without a datapoint between these publications:
+    CloudWatch's periods of the missed-run alarm, whole hours of UTC."""
+    hours = sorted(int(moment.timestamp()) // 3600 for moment in published)
+    return max(later - earlier - 1 for earlier, later in pairwise(hours))
+
+
+@pytest.mark.parametrize(
+    ("zone", "clocks_back"),
+    [
+        (None, date(2026, 10, 25)),  # UTC: no night is longer than 24 hours
+        ("Europe/Paris", date(2026, 10, 25)),
+        ("America/Los_Angeles", date(2026, 11, 1)),
+        ("Australia/Sydney", date(2026, 4, 5)),
+    ],
+)
+def test_the_night_the_clocks_go_back_raises_no_missed_run_alarm(
+    zone: str | None, clocks_back: date
+) -> None:
+    """Nightly at 03:00 in the zone; the run before the change publishes its metrics after 50
+    minutes, the one after it, a slower one, after 70: the night is 25 hours and 20 minutes
+    (24 in UTC), and the alarm stays quiet. A night without a run still raises it."""
+    missed = _alarms(rendered({} if zone is None else {"timezone": zone}))["MissedRunAlarm"]
+    clock = ZoneInfo(zone or "UTC")
+    before = datetime.combine(clocks_back - timedelta(days=1), time(3), clock)
+    after = datetime.combine(clocks_back, time(3), clock)
+    published = [before + timedelta(minutes=50), after + timedelta(minutes=70)]
+    night = published[1].astimezone(UTC) - published[0].astimezone(UTC)
+    assert night == timedelta(hours=24 if zone is None else 25, minutes=20)
+    assert _quiet_hours(published) < missed["EvaluationPeriods"]
+    next_night = after + timedelta(days=1, minutes=70)
+    assert _quiet_hours([published[0], next_night]) >= missed["EvaluationPeriods"]
 
 
 def test_the_stack_name_defaults_from_the_repository_stack() -> None:

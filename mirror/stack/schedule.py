@@ -54,10 +54,12 @@ class ScheduleOutcome:
     expression: str
     resources: tuple[tuple[str, str], ...]  # (logical ID, type) of every resource, in order
     changes: tuple[RepositoryChange, ...] = ()
+    timezone: str | None = None  # the expression's time zone; None: UTC
 
     def summary(self) -> str:
         name, region = self.stack_name, self.region
-        runs = f"mirror sync runs on {self.expression}"
+        when = self.expression if self.timezone is None else f"{self.expression} in {self.timezone}"
+        runs = f"mirror sync runs on {when}"
         counts = (
             f"{self._count('add')} to add, {self._count('modify')} to change,"
             f" {self._count('remove')} to remove"
@@ -67,9 +69,10 @@ class ScheduleOutcome:
             "updated": f"stack {name} updated in {region}: {runs}",
             "up-to-date": f"stack {name} in {region} is up to date: {runs}",
             "would-create": f"dry run: stack {name} does not exist in {region};"
-            f" deploy-schedule would create it with {len(self.resources)} resources",
+            f" deploy-schedule would create it with {len(self.resources)} resources;"
+            f" mirror sync would run on {when}",
             "would-update": f"dry run: deploy-schedule would update stack {name} in {region}:"
-            f" {counts}",
+            f" {counts}; mirror sync would run on {when}",
         }[self.result]
 
     def _count(self, action: str) -> int:
@@ -122,8 +125,9 @@ def deploy_schedule(
         def outcome(
             result: StackResult, changes: tuple[RepositoryChange, ...] = ()
         ) -> ScheduleOutcome:
+            schedule = config.schedule
             return ScheduleOutcome(
-                name, region, result, config.schedule.expression, resources, changes
+                name, region, result, schedule.expression, resources, changes, schedule.timezone
             )
 
         stack = describe_stack(cf, name)
