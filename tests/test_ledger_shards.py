@@ -100,6 +100,17 @@ class AfterListing(RegistryClient):
         return tags
 
 
+def any_tag(image: MirroredImage, tag: str) -> bool:
+    return True
+
+
+def over_time(target: RegistryClient, clock: datetime) -> OverTime:
+    """One run's OverTime on `target`, deleting tags there, at `clock`."""
+    return OverTime(
+        target, RetryPolicy(), RegistryUntag(target, RetryPolicy()), clock=lambda: clock
+    )
+
+
 @contextmanager
 def registry(world: World) -> Iterator[RegistryClient]:
     """The ECR stand-in (its front: the registry API's tag deletion)."""
@@ -118,21 +129,18 @@ def seed(world: World, tmp_path: Path, tags: Sequence[str]) -> dict[str, str]:
     corpus = push_corpus(world.ecr_upstream_url, specs, auth=world.ecr_auth, tmpdir=tmp_path)
     digests = {tag: corpus.get(f"{REPOSITORY}:{tag}").digest for tag in tags}
     with registry(world) as target:
-        earlier = OverTime(
-            target, RetryPolicy(), RegistryUntag(target, RetryPolicy()), clock=lambda: EARLIER
-        )
+        earlier = over_time(target, EARLIER)
         for tag, digest in digests.items():
             earlier.record(REPOSITORY, tag, digest)
-        everything = pruning_entry(tags)
         earlier.settle(
-            [everything], {REPOSITORY: frozenset(tags)}, prune=False, dry_run=False, owns=any_tag
+            [pruning_entry(tags)],
+            {REPOSITORY: frozenset(tags)},
+            prune=False,
+            dry_run=False,
+            owns=any_tag,
         )
     assert set(ledger_of(world, REPOSITORY)) == set(tags)
     return digests
-
-
-def any_tag(image: MirroredImage, tag: str) -> bool:
-    return True
 
 
 def test_a_shard_writing_between_another_shards_read_and_write_keeps_its_records(
@@ -194,8 +202,7 @@ def test_a_tag_another_shard_writes_while_this_one_lists_keeps_its_record(
     image = pruning_entry([base], "keep_previous: 1")
     selections = {REPOSITORY: frozenset({base})}
     with registry(world) as target:
-        retry = RetryPolicy()
-        shard_b = OverTime(target, retry, RegistryUntag(target, retry), clock=lambda: B_CLOCK)
+        shard_b = over_time(target, B_CLOCK)
 
         def b_backs_up_and_settles() -> None:
             assert shard_b.back_up(REPOSITORY, base) == Backup(backup, digests[base])
@@ -203,7 +210,7 @@ def test_a_tag_another_shard_writes_while_this_one_lists_keeps_its_record(
 
         with new_http_client(connections=2) as http:
             listing = AfterListing(world, http, b_backs_up_and_settles)
-            shard_a = OverTime(listing, retry, RegistryUntag(listing, retry), clock=lambda: A_CLOCK)
+            shard_a = over_time(listing, A_CLOCK)
             shard_a.settle([image], selections, prune=True, dry_run=False, owns=shard_owns(1))
     assert listing.hook is None  # B ran
     assert ledger_of(world, REPOSITORY) == {
@@ -225,10 +232,37 @@ def test_each_shard_drops_only_its_own_records_of_tags_gone_from_ecr(
     with registry(world) as target:
         assert target.delete_tag(REPOSITORY, mine) and target.delete_tag(REPOSITORY, theirs)
         for k, left in ((1, {kept, theirs}), (2, {kept})):
-            shard = OverTime(target, RetryPolicy(), RegistryUntag(target, RetryPolicy()))
+            shard = over_time(target, A_CLOCK if k == 1 else B_CLOCK)
             shard.settle([image], selections, prune=True, dry_run=False, owns=shard_owns(k))
             assert set(ledger_of(world, REPOSITORY)) == left, f"after shard {k}/2"
     assert ledger_of(world, REPOSITORY)[kept] == Written(digests[kept], EARLIER)
+
+
+def settle_while_undone(
+    world: World, tmp_path: Path, clobbers: int
+) -> tuple[list[Pruned], int, Ledger, Ledger, Ledger]:
+    """Shard A writes its tag's record, and another shard's stale ledger lands right after
+    each of A's first `clobbers` writes: (A's failures, A's ledger PUTs, the ledger then,
+    the stale one, A's record)."""
+    names = [f"w{n}" for n in range(40)]
+    [theirs] = owned_by(2, 1, names)
+    [new_a] = owned_by(1, 1, names)
+    digests = seed(world, tmp_path, [theirs, new_a])
+    stale = {theirs: Written(digests[theirs], B_CLOCK)}  # the other shard re-recorded its tag
+    with new_http_client(connections=2) as http:
+        target = LedgerPuts(world, http, ledger_manifest(stale), clobbers)
+        shard_a = over_time(target, A_CLOCK)
+        shard_a.record(REPOSITORY, new_a, digests[new_a])
+        failures = shard_a.settle(
+            [pruning_entry([theirs, new_a])],
+            {REPOSITORY: frozenset({theirs, new_a})},
+            prune=True,
+            dry_run=False,
+            owns=shard_owns(1),
+        )
+    assert target.clobbers == 0
+    mine = {new_a: Written(digests[new_a], A_CLOCK)}
+    return failures, target.puts, ledger_of(world, REPOSITORY), stale, mine
 
 
 @pytest.mark.parametrize(("clobbers", "puts"), [(1, 2), (2, 3)])
@@ -237,61 +271,25 @@ def test_a_write_that_undoes_a_shards_records_is_merged_into_again(
 ) -> None:
     """Another shard's PUT of the ledger it read before lands right after this shard's: the
     read-back misses this shard's record, and it merges into that ledger once more."""
-    world = fresh_world
-    names = [f"w{n}" for n in range(40)]
-    [kept] = owned_by(2, 1, names)
-    [new_a] = owned_by(1, 1, names)
-    digests = seed(world, tmp_path, [kept, new_a])
-    other = Written(digests[kept], B_CLOCK)  # the other shard re-recorded its tag
-    stale = ledger_manifest({kept: other})
-    with new_http_client(connections=2) as http:
-        target = LedgerPuts(world, http, stale, clobbers)
-        shard_a = OverTime(
-            target, RetryPolicy(), RegistryUntag(target, RetryPolicy()), clock=lambda: A_CLOCK
-        )
-        shard_a.record(REPOSITORY, new_a, digests[new_a])
-        image = pruning_entry([kept, new_a])
-        failures = shard_a.settle(
-            [image],
-            {REPOSITORY: frozenset({kept, new_a})},
-            prune=True,
-            dry_run=False,
-            owns=shard_owns(1),
-        )
+    failures, made, ledger, stale, mine = settle_while_undone(fresh_world, tmp_path, clobbers)
     assert failures == []
-    assert target.puts == puts and target.clobbers == 0
-    assert ledger_of(world, REPOSITORY) == {kept: other, new_a: Written(digests[new_a], A_CLOCK)}
+    assert made == puts
+    assert ledger == stale | mine
 
 
-def test_a_ledger_undone_after_every_write_is_a_failed_entry_after_three_writes(
+def test_a_ledger_undone_after_each_of_three_writes_is_a_failed_entry(
     fresh_world: World, tmp_path: Path
 ) -> None:
-    world = fresh_world
-    names = [f"x{n}" for n in range(40)]
-    [kept] = owned_by(2, 1, names)
-    [new_a] = owned_by(1, 1, names)
-    digests = seed(world, tmp_path, [kept, new_a])
-    stale = ledger_manifest({kept: Written(digests[kept], B_CLOCK)})
-    with new_http_client(connections=2) as http:
-        target = LedgerPuts(world, http, stale, clobbers=100)
-        shard_a = OverTime(
-            target, RetryPolicy(), RegistryUntag(target, RetryPolicy()), clock=lambda: A_CLOCK
+    failures, made, ledger, stale, _ = settle_while_undone(fresh_world, tmp_path, 3)
+    assert made == 3
+    assert [(f.tag, f.error) for f in failures] == [
+        (
+            LEDGER_TAG,
+            "keeping the ledger: other runs overwrote the ledger 3 times in a row; "
+            "this run's records are not in it",
         )
-        shard_a.record(REPOSITORY, new_a, digests[new_a])
-        image = pruning_entry([kept, new_a])
-        [failure] = shard_a.settle(
-            [image],
-            {REPOSITORY: frozenset({kept, new_a})},
-            prune=True,
-            dry_run=False,
-            owns=shard_owns(1),
-        )
-    assert target.puts == 3
-    assert (failure.tag, failure.error) == (
-        LEDGER_TAG,
-        "keeping the ledger: other runs overwrote the ledger 3 times in a row; "
-        "this run's records are not in it",
-    )
+    ]
+    assert ledger == stale  # the record is lost, and the run says so
 
 
 # --- `mirror sync --shard K/N`: the ledger of every shard's tags, pruned by each shard -------
