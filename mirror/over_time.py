@@ -202,13 +202,13 @@ class OverTime:
         """Write `change` into the ledger as it is right before the PUT (other runs' records
         stay), then read it again: another run's write that landed in between without this
         run's records is merged into once more, a bounded number of times."""
-        current = self._read(repository) or {}  # unreadable: written anew
+        current = self._read(repository, warn=False) or {}  # unreadable: written anew
         for _ in range(_MERGE_TRIES):
             merged = change.applied_to(current)
             if merged == current:
                 return
             self._write(repository, merged)
-            current = self._read(repository) or {}
+            current = self._read(repository, warn=False) or {}
         if change.applied_to(current) != current:
             raise MirrorError(
                 f"other runs overwrote the ledger {_MERGE_TRIES} times in a row; "
@@ -219,8 +219,9 @@ class OverTime:
         head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
         return head.digest if head else None
 
-    def _read(self, repository: str) -> Ledger | None:
-        """The repository's ledger: empty when it has none, None when it is unreadable."""
+    def _read(self, repository: str, *, warn: bool = True) -> Ledger | None:
+        """The repository's ledger: empty when it has none, None when it is unreadable (said
+        once a run: the merge's own reads do not `warn` again)."""
         try:
             manifest, _ = self._retry.call(
                 lambda: self._target.get_manifest(repository, LEDGER_TAG)
@@ -231,7 +232,8 @@ class OverTime:
                 return {}
             raise
         except ManifestError as exc:
-            log.warning("%s: %s; it is written anew, nothing is pruned by it", repository, exc)
+            if warn:
+                log.warning("%s: %s; it is written anew, nothing is pruned by it", repository, exc)
             return None
 
     def _write(self, repository: str, ledger: Ledger) -> None:

@@ -8,6 +8,7 @@ stale ledger PUT right after a shard's own), never raced."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -236,6 +237,33 @@ def test_each_shard_drops_only_its_own_records_of_tags_gone_from_ecr(
             shard.settle([image], selections, prune=True, dry_run=False, owns=shard_owns(k))
             assert set(ledger_of(world, REPOSITORY)) == left, f"after shard {k}/2"
     assert ledger_of(world, REPOSITORY)[kept] == Written(digests[kept], EARLIER)
+
+
+def test_an_unreadable_ledger_is_said_once_prunes_nothing_and_is_written_anew(
+    fresh_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = fresh_world
+    digests = seed(world, tmp_path, ["old", "new"])
+    with registry(world) as target:
+        image_manifest, _ = target.get_manifest(REPOSITORY, "old")
+        target.put_manifest(REPOSITORY, LEDGER_TAG, image_manifest)  # not a ledger
+        run = over_time(target, A_CLOCK)
+        run.record(REPOSITORY, "new", digests["new"])
+        with caplog.at_level(logging.WARNING, logger="mirror.sync"):
+            pruned = run.settle(
+                [pruning_entry(["new"])],
+                {REPOSITORY: frozenset({"new"})},
+                prune=True,
+                dry_run=False,
+                owns=any_tag,
+            )
+    assert pruned == []
+    assert [r.getMessage() for r in caplog.records if "written anew" in r.getMessage()] == [
+        f"{REPOSITORY}: the manifest under {LEDGER_TAG} holds no ledger; "
+        "it is written anew, nothing is pruned by it"
+    ]
+    assert ledger_of(world, REPOSITORY) == {"new": Written(digests["new"], A_CLOCK)}
+    assert "old" in ecr_tags(world, IMAGE)
 
 
 def settle_while_undone(
