@@ -13,6 +13,11 @@ recorded: a tag someone re-pushed by hand is not a candidate any more.
 `prune_candidates` decides, from the ledger, ECR's tags and the entry's selection, which tags
 go: those the entry no longer selects (with `prune`, less the `keep` newest and those younger
 than `keep_days`), and backups of a tag beyond its `keep_previous` newest.
+
+The registry API has no compare-and-swap, and the parallel shards of one scheduled job write
+the ledgers of the same repositories, so a run does not write back the ledger it read: it
+writes its `Change` (the records it sets, those it removes) applied to the ledger as it is
+right before the PUT, and the other runs' records stay.
 """
 
 from __future__ import annotations
@@ -81,6 +86,22 @@ def read_ledger(manifest: Manifest) -> Ledger:
         }
     except (ValueError, TypeError, InvalidReference) as exc:
         raise ManifestError(f"the ledger under {LEDGER_TAG} is unreadable: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One run's part of a repository's ledger: the records of the tags it wrote (`sets`), and
+    the records it removes (`removes`: the tags it deleted, or found gone from ECR, each with the
+    record the run read). A removal takes a record only while it is still the one the run read:
+    another run that wrote the tag again since keeps its newer record."""
+
+    sets: Ledger
+    removes: Ledger
+
+    def applied_to(self, ledger: Ledger) -> Ledger:
+        """`ledger` (whoever wrote it) with this run's records set and its removals made."""
+        kept = {tag: w for tag, w in ledger.items() if self.removes.get(tag) != w}
+        return {**kept, **self.sets}
 
 
 def owned(ledger: Ledger, present: dict[str, str]) -> Ledger:

@@ -4,8 +4,9 @@ tags this tool wrote kept, and the tags an entry no longer selects pruned.
     back up   (before a tag is re-pointed)  ECR HEAD, GET by digest, PUT `<tag>--prev-<time>`
                                              (a dry run: the HEAD alone -> would-back-up)
     record    (every tag the run writes)     -> this run's part of the ledger
-    settle    (after every copy)             ECR tag list, the ledger, HEADs of the candidates
-                                             -> pruned | would-prune; the ledger rewritten
+    settle    (after every copy)             the ledger, ECR tag list, HEADs of the candidates
+                                             -> pruned | would-prune; when the run changed the
+                                             ledger: read it again, PUT the merge, read it back
     delete    (the tags pruning picked)      ECR's BatchDeleteImage, or a registry DELETE
 
 Every request here goes to ECR (free); how a tag is deleted is `mirror.untag`'s choice. The
@@ -29,6 +30,7 @@ from mirror.ledger import (
     EMPTY_BLOB,
     EMPTY_DIGEST,
     LEDGER_TAG,
+    Change,
     Ledger,
     Written,
     ledger_manifest,
@@ -45,6 +47,7 @@ from mirror.untag import Untag
 log = logging.getLogger("mirror.sync")
 
 _NAME_TRIES = 10  # backups of one tag stamped in the same second before giving up
+_MERGE_TRIES = 3  # ledger writes of one repository that another run's write may undo
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,9 @@ class OverTime:
     ) -> list[Pruned]:
         """After the copies: for each listed entry, delete (or, in a dry run, name) the tags
         `mirror.ledger.prune_candidates` picks among those this run `owns` (its --only and
-        --shard part), when `prune` (the run had no failure and nothing deferred); then write
-        the ledger of every repository whose record changed."""
+        --shard part), when `prune` (the run had no failure and nothing deferred); then merge
+        this run's records into the ledger of every repository whose record it changed: the
+        tags it wrote, deleted, or `owns` and found gone (the other shards' records stay)."""
         gone: list[Pruned] = []
         for image in images:
             repository = image.target_repository
@@ -156,10 +160,12 @@ class OverTime:
         owns: Callable[[MirroredImage, str], bool],
     ) -> list[Pruned]:
         repository = image.target_repository
-        present = set(self._retry.call(lambda: self._target.list_tags(repository)))
+        # the ledger before the tag list: a record read names a tag written before the
+        # listing, so a tag the listing lacks was deleted since, not yet to be written
         stored = self._read(repository)
         if stored is None:  # unreadable: prune nothing by it, and start it afresh
             stored, wants_pruning = {}, False
+        present = set(self._retry.call(lambda: self._target.list_tags(repository)))
         written = self._written.get(repository, {})
         ledger = {tag: w for tag, w in {**stored, **written}.items() if tag in present}
         doomed: list[Pruned] = []
@@ -179,19 +185,43 @@ class OverTime:
             else pruned
             for pruned in doomed
         ]
-        for pruned in gone:
-            if pruned.error is None:
-                del ledger[pruned.tag]
-        if ledger != stored:
-            self._write(repository, ledger)
+        deleted = {pruned.tag for pruned in gone if pruned.error is None}
+        change = Change(  # this run decides about the tags it wrote, pruned or owns, no others
+            sets={t: w for t, w in written.items() if t in present and t not in deleted},
+            removes={
+                t: w
+                for t, w in stored.items()
+                if t in deleted or (t not in present and owns(image, t))
+            },
+        )
+        if change.applied_to(stored) != stored:
+            self._merge(repository, change)
         return gone
+
+    def _merge(self, repository: str, change: Change) -> None:
+        """Write `change` into the ledger as it is right before the PUT (other runs' records
+        stay), then read it again: another run's write that landed in between without this
+        run's records is merged into once more, a bounded number of times."""
+        current = self._read(repository, warn=False) or {}  # unreadable: written anew
+        for _ in range(_MERGE_TRIES):
+            merged = change.applied_to(current)
+            if merged == current:
+                return
+            self._write(repository, merged)
+            current = self._read(repository, warn=False) or {}
+        if change.applied_to(current) != current:
+            raise MirrorError(
+                f"other runs overwrote the ledger {_MERGE_TRIES} times in a row; "
+                "this run's records are not in it"
+            )
 
     def _digest(self, repository: str, tag: str) -> str | None:
         head = self._retry.call(lambda: self._target.head_manifest(repository, tag))
         return head.digest if head else None
 
-    def _read(self, repository: str) -> Ledger | None:
-        """The repository's ledger: empty when it has none, None when it is unreadable."""
+    def _read(self, repository: str, *, warn: bool = True) -> Ledger | None:
+        """The repository's ledger: empty when it has none, None when it is unreadable (said
+        once a run: the merge's own reads do not `warn` again)."""
         try:
             manifest, _ = self._retry.call(
                 lambda: self._target.get_manifest(repository, LEDGER_TAG)
@@ -202,7 +232,8 @@ class OverTime:
                 return {}
             raise
         except ManifestError as exc:
-            log.warning("%s: %s; it is written anew, nothing is pruned by it", repository, exc)
+            if warn:
+                log.warning("%s: %s; it is written anew, nothing is pruned by it", repository, exc)
             return None
 
     def _write(self, repository: str, ledger: Ledger) -> None:

@@ -10,6 +10,7 @@ import pytest
 from mirror.config import OverTime
 from mirror.ledger import (
     LEDGER_ANNOTATION,
+    Change,
     Written,
     ledger_manifest,
     prune_candidates,
@@ -51,6 +52,23 @@ def test_a_ledger_that_is_not_one_prunes_nothing(entries: str) -> None:
     ).encode()
     with pytest.raises(ManifestError):
         read_ledger(Manifest.from_bytes(raw, OCI_MANIFEST))
+
+
+def test_a_change_sets_its_records_and_removes_only_the_records_it_read() -> None:
+    read = {"gone": written(3), "pruned": written(2), "rewritten": written(2)}
+    change = Change(
+        sets={"new": written(0)},
+        removes={"gone": written(3), "pruned": written(2), "rewritten": written(2)},
+    )
+    # meanwhile another run wrote `theirs`, and wrote `rewritten` again
+    current = {**read, "theirs": written(1, B), "rewritten": written(1, C)}
+    assert change.applied_to(current) == {
+        "theirs": written(1, B),
+        "rewritten": written(1, C),
+        "new": written(0),
+    }
+    assert change.applied_to(change.applied_to(current)) == change.applied_to(current)
+    assert Change({}, {}).applied_to(read) == read
 
 
 def test_only_the_tools_tags_at_their_recorded_digest_are_candidates() -> None:
