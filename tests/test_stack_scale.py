@@ -306,3 +306,21 @@ def test_the_set_is_found_without_reading_the_accounts_deleted_stacks(aws: Moto)
         1: cf.describe_stacks(StackName=f"{STACK}-2")["Stacks"][0]["StackId"]
     }
     assert answered and "DELETE_COMPLETE" not in answered
+
+
+def test_a_stack_name_too_long_for_its_set_is_one_line_and_changes_nothing(
+    aws: Moto, tmp_path: Path
+) -> None:
+    long = "m" * 127  # a valid stack name; its second stack's would be 129 characters
+    path = write_config(
+        tmp_path / "images.yaml", ["b1", "b2"], name=long, scale={"repositories_per_stack": 1}
+    )
+    for command in ("template", "ensure-repo"):
+        result = mirror(command, "--config", str(path), env=aws.env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (
+            f"mirror: error: {path}: stack.name {long!r}: its repositories take 2 stacks, and the"
+            f" last one's name '{long}-2' is over CloudFormation's 128 characters:"
+            " shorten stack.name"
+        )
+    assert aws.client("cloudformation").list_stacks()["StackSummaries"] == []

@@ -20,6 +20,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from mirror.config import Config
+from mirror.errors import ConfigError
+
+MAX_STACK_NAME = 128  # CloudFormation's limit on a stack's name
 
 
 def member_name(base: str, index: int) -> str:
@@ -67,6 +70,13 @@ def split_config(config: Config, held: Mapping[str, int]) -> list[Config]:
     overwrite each other."""
     by_repository = {image.target_repository: image for image in config.images}
     shares = assign(list(by_repository), held, config.stack.scale.repositories_per_stack)
+    last = member_name(config.stack.name, len(shares) - 1)
+    if len(last) > MAX_STACK_NAME:
+        raise ConfigError(
+            f"{config.path}: stack.name {config.stack.name!r}: its repositories take {len(shares)} stacks, and"
+            f" the last one's name {last!r} is over CloudFormation's {MAX_STACK_NAME}"
+            " characters: shorten stack.name"
+        )
     return [
         dataclasses.replace(
             config,
