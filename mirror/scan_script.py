@@ -24,7 +24,7 @@ _RULE_RECIPE = re.compile(r"[^\s#:=][^#:=]*::?(?!=)[^#;=]*;[@+\-\s]*")  # `targe
 
 
 def _found(file: str, kind: Kind, text: str, ranges: Iterator[tuple[int, int]]) -> list[Found]:
-    starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
+    starts = [0] + [newline.end() for newline in re.finditer("\n", text)]
     out: list[Found] = []
     for start, stop in ranges:
         for word in image_words(text, start, stop):

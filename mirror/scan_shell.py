@@ -21,17 +21,20 @@ Pure. Two halves:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Word", "image_words", "images_in_command"]
+__all__ = ["MAX_NESTING", "Word", "image_words", "images_in_command"]
 
 MAX_NESTING = 16  # `$(...)` inside `$(...)`: real scripts nest two or three
 _OPERATOR = re.compile(r"&&|\|\||;;&?|;&|\|&|[;&|()]")
 _REDIRECT = re.compile(r"&>>?|<<<|<<-?|<>|>>|>&|<&|>\||[<>]")
 _WORD_END = frozenset(" \t\r\n;&|()<>")
 _CONTINUATION = re.compile(r"\\\r?\n")
+_UNQUOTED = re.compile(r"[^\s;&|()<>'\"\\$`]+")  # a run of a word's ordinary characters
+_DOUBLE_QUOTED = re.compile(r'[^"\\$`]+')
 _ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
 _PREFIXES = frozenset(
     {"sudo", "exec", "command", "nohup", "time", "if", "then", "else", "elif", "do"}
@@ -63,16 +66,21 @@ class Word:
 
 
 class _Reader:
+    """One pass over the text: a `$(...)` or backquoted command is read where it stands, by
+    a nested `read` that returns where it closes, so that no character is read twice."""
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.commands: list[list[Word]] = []
 
-    def read(self, pos: int, stop: int, depth: int = 0) -> None:
-        """The commands of text[pos:stop], into `self.commands`."""
+    def read(self, pos: int, stop: int, depth: int = 0, closer: str = "") -> int:
+        """The commands of text[pos:stop], into `self.commands`; returns where reading ended:
+        after `closer` (the `)` of a `$(`, a backquote), else `stop`."""
         text = self.text
         command: list[Word] = []
         heredocs: list[tuple[str, bool]] = []  # delimiters to skip after this line, `<<-`
         redirect: str | None = None  # the operator whose target comes next
+        subshells = 0  # `(` opened inside a `$(`: their `)` does not close it
         while pos < stop:
             char = text[pos]
             if char in " \t\r":
@@ -86,13 +94,17 @@ class _Reader:
                 command, redirect = [], None
                 pos = self._skip_heredocs(pos, stop, heredocs)
                 heredocs = []
+            elif char == closer and (closer == "`" or not subshells):
+                self._end(command)
+                return pos + 1
             elif (match := _REDIRECT.match(text, pos)) is not None:
                 redirect, pos = match[0], match.end()
             elif (match := _OPERATOR.match(text, pos)) is not None:
+                subshells = max(subshells + (char == "(") - (char == ")"), 0)
                 self._end(command)
                 command, redirect, pos = [], None, match.end()
             else:
-                word, pos = self._word(pos, stop, depth)
+                word, pos = self._word(pos, stop, depth, closer)
                 if redirect in ("<<", "<<-"):
                     heredocs.append((word.value, redirect == "<<-"))
                 elif redirect is None and not (
@@ -101,6 +113,7 @@ class _Reader:
                     command.append(word)
                 redirect = None
         self._end(command)
+        return stop
 
     def _end(self, command: list[Word]) -> None:
         if command:
@@ -111,107 +124,111 @@ class _Reader:
             while pos < stop:
                 end = self.text.find("\n", pos, stop)
                 end = stop if end < 0 else end
-                line = self.text[pos:end]
+                line = self.text[pos:end].rstrip("\r")
                 pos = end + 1
                 if (line.lstrip("\t") if strip_tabs else line) == delimiter:
                     break
         return min(pos, stop)
 
-    def _word(self, pos: int, stop: int, depth: int) -> tuple[Word, int]:
-        """The word starting at `pos`, and where it ends. Each character of its value keeps
-        the offset it came from, so that `plain` can tell a word written in one piece."""
+    def _word(self, pos: int, stop: int, depth: int, closer: str) -> tuple[Word, int]:
+        """The word starting at `pos`, and where it ends. Its value is kept as pieces, each
+        with the offset it is written at, so that `plain` can tell a word written in one."""
         text = self.text
         start = pos
-        chars: list[tuple[str, int]] = []
-        while pos < stop and text[pos] not in _WORD_END:
+        pieces: list[tuple[str, int]] = []
+        while pos < stop and text[pos] not in _WORD_END and text[pos] != closer:
             char = text[pos]
-            if char == "\\":
+            if (match := _UNQUOTED.match(text, pos)) is not None:
+                pieces.append((match[0], pos))
+                pos = match.end()
+            elif char == "\\":
                 if (match := _CONTINUATION.match(text, pos)) is not None:
                     pos = match.end()
-                    continue
-                if pos + 1 < stop:
-                    chars.append((text[pos + 1], pos + 1))
+                elif pos + 1 < stop:
+                    pieces.append((text[pos + 1], pos + 1))
                     pos += 2
-                    continue
-            if char == "'" and (close := text.find("'", pos + 1, stop)) >= 0:
-                chars += [(text[i], i) for i in range(pos + 1, close)]
+                else:
+                    pieces.append((char, pos))
+                    pos += 1
+            elif char == "'":  # a quote never closed runs to the end, as in the shell
+                close = text.find("'", pos + 1, stop)
+                close = stop if close < 0 else close
+                pieces.append((text[pos + 1 : close], pos + 1))
                 pos = close + 1
-            elif char == '"' and (close := self._double_quoted(pos + 1, stop, depth)) >= 0:
-                chars += self._unescaped(pos + 1, close)
-                pos = close + 1
-            elif text.startswith(("$(", "${"), pos) or char == "`":
+            elif char == '"':
+                pos = self._double_quoted(pos + 1, stop, depth, pieces)
+            else:  # `$` or a backquote
                 end = self._substitution(pos, stop, depth)
-                chars += [(text[i], i) for i in range(pos, end)]
+                pieces.append((text[pos:end], pos))
                 pos = end
-            else:  # a quote without its closing one is taken as it is
-                chars.append((char, pos))
-                pos += 1
-        value = "".join(c for c, _ in chars)
-        offsets = [i for _, i in chars]
-        contiguous = bool(offsets) and offsets[-1] - offsets[0] == len(offsets) - 1
-        plain = (offsets[0], offsets[-1] + 1) if contiguous else None
+        pos = min(pos, stop)
+        pieces = [p for p in pieces if p[0]]
+        value = "".join(piece for piece, _ in pieces)
+        contiguous = all(a[1] + len(a[0]) == b[1] for a, b in itertools.pairwise(pieces))
+        plain = (
+            (pieces[0][1], pieces[-1][1] + len(pieces[-1][0])) if pieces and contiguous else None
+        )
         return Word(value, start, pos, plain), pos
 
-    def _double_quoted(self, pos: int, stop: int, depth: int) -> int:
-        """Where the `"` that closes a string opened before `pos` is; -1 when none does.
-        Substitutions inside it are read as commands too."""
+    def _double_quoted(self, pos: int, stop: int, depth: int, pieces: list[tuple[str, int]]) -> int:
+        """The pieces of a string opened before `pos`; returns where it closes (or `stop`)."""
         text = self.text
         while pos < stop:
             char = text[pos]
-            if char == "\\":
-                pos += 2
+            if (match := _DOUBLE_QUOTED.match(text, pos)) is not None:
+                pieces.append((match[0], pos))
+                pos = match.end()
             elif char == '"':
-                return pos
-            elif text.startswith(("$(", "${"), pos) or char == "`":
-                pos = self._substitution(pos, stop, depth)
-            else:
-                pos += 1
-        return -1
-
-    def _unescaped(self, pos: int, close: int) -> list[tuple[str, int]]:
-        """The characters of a double-quoted string, `\\` dropped where it escapes."""
-        text = self.text
-        out: list[tuple[str, int]] = []
-        while pos < close:
-            if text[pos] == "\\" and text[pos + 1] in '$`"\\\n':
-                if text[pos + 1] != "\n":
-                    out.append((text[pos + 1], pos + 1))
-                pos += 2
-            else:
-                out.append((text[pos], pos))
-                pos += 1
-        return out
+                return pos + 1
+            elif char == "\\":
+                escaped = text[pos + 1] if pos + 1 < stop else ""
+                if escaped and escaped in '$`"\\\n':
+                    pieces.append((escaped if escaped != "\n" else "", pos + 1))
+                    pos += 2
+                else:
+                    pieces.append((char, pos))
+                    pos += 1
+            else:  # `$` or a backquote
+                end = self._substitution(pos, stop, depth)
+                pieces.append((text[pos:end], pos))
+                pos = end
+        return stop
 
     def _substitution(self, pos: int, stop: int, depth: int) -> int:
-        """The end of the `$(...)`, `${...}` or backquoted text at `pos`; the commands in a
-        `$(...)` or backquotes are read too."""
+        """The end of the `$(...)`, backquoted or `${...}` text at `pos` (of a `$` alone, the
+        next character); the commands in the first two are read."""
         text = self.text
-        if text[pos] == "`":
-            close = pos + 1
-            while close < stop and text[close] != "`":
-                close += 2 if text[close] == "\\" else 1
-            inner, end = (pos + 1, min(close, stop)), min(close + 1, stop)
-        else:
-            opening, closing = text[pos + 1], ")" if text[pos + 1] == "(" else "}"
-            level, close = 1, pos + 2
-            while close < stop:
-                char = text[close]
-                if char == "\\":
-                    close += 1
-                elif char == "'" and opening == "(":
-                    found = text.find("'", close + 1, stop)
-                    close = stop if found < 0 else found
-                level += (char == opening) - (char == closing)
-                if not level:
-                    break
-                close += 1
-            close = min(close, stop)  # the closing bracket, or the end when none closes it
-            inner, end = (pos + 2, close), min(close + 1, stop)
-            if opening == "{":
-                return end
-        if depth < MAX_NESTING:
-            self.read(*inner, depth + 1)
-        return end
+        if text.startswith("$(", pos) or text[pos] == "`":
+            closer = "`" if text[pos] == "`" else ")"
+            inner = pos + (1 if closer == "`" else 2)
+            if depth < MAX_NESTING:
+                return self.read(inner, stop, depth + 1, closer)
+            return _skip(text, inner, stop, closer)
+        if text.startswith("${", pos):
+            return _skip(text, pos + 2, stop, "}")
+        return pos + 1
+
+
+def _skip(text: str, pos: int, stop: int, closer: str) -> int:
+    """After the `closer` that ends the text opened before `pos` (brackets nested, quotes
+    skipped), or `stop`: for `${...}`, and for commands nested too deeply to read."""
+    opener = {")": "(", "}": "{"}.get(closer)
+    level = 1
+    while pos < stop:
+        char = text[pos]
+        if char == "\\":
+            pos += 1
+        elif char in "'\"" and char != closer:
+            close = text.find(char, pos + 1, stop)
+            pos = stop if close < 0 else close
+        elif char == closer:
+            level -= 1
+            if not level:
+                return pos + 1
+        elif char == opener:
+            level += 1
+        pos += 1
+    return stop
 
 
 def _first_operand(words: Sequence[Word], takes_value: Callable[[str], bool]) -> Word | None:
@@ -298,12 +315,11 @@ def image_words(text: str, start: int = 0, stop: int | None = None) -> list[Word
     order written (offsets are the text's)."""
     reader = _Reader(text)
     reader.read(start, len(text) if stop is None else stop)
-    found: dict[tuple[int, int], Word] = {}  # a command read twice (a quote never closed)
+    found: list[Word] = []
     for command in reader.commands:
         arguments = _docker_arguments(command)
-        for word in _pulled(arguments) if arguments is not None else []:
-            found[word.start, word.end] = word
-    return sorted(found.values(), key=lambda w: w.start)
+        found += _pulled(arguments) if arguments is not None else []
+    return sorted(found, key=lambda w: w.start)  # a `$(...)`'s commands end before its own
 
 
 def images_in_command(command: str) -> list[str]:

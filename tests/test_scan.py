@@ -13,7 +13,7 @@ from mirror.codebase import MAX_FILE_BYTES, ScannedFile, Unreadable, scan_paths
 from mirror.scan import Found, Kind, Span, Status, kind_of, shell_shebang
 from mirror.scan_dockerfile import scan_dockerfile
 from mirror.scan_script import scan_makefile, scan_script
-from mirror.scan_shell import images_in_command
+from mirror.scan_shell import MAX_NESTING, images_in_command
 from mirror.scan_yaml import MalformedYaml, scan_yaml
 
 CODEBASE = Path(__file__).parent / "codebase"
@@ -189,7 +189,8 @@ def test_dockerfile_mirror_registry_is_switchable() -> None:
         ("docker build --cache-from type=registry,ref=x/y -t app .", []),
         ("docker login -u x && docker pull a:1; docker push b:2", ["a:1"]),
         ("echo docker pull not-this", []),
-        ("docker pull 'unclosed", ["'unclosed"]),
+        ("docker pull 'unclosed", ["unclosed"]),  # as the shell: to the end
+        ('docker run "a:1 && docker pull b:1', ["a:1 && docker pull b:1"]),
         ("docker pull --platform linux/arm64 python:3.12", ["python:3.12"]),
         ("docker run -dp 80:80 nginx:2 && docker run -p80:80 nginx:3", ["nginx:2", "nginx:3"]),
         ("docker run -e X --entrypoint sh -u 1 --network host a:1 -c 'x'", ["a:1"]),
@@ -215,6 +216,15 @@ def test_dockerfile_mirror_registry_is_switchable() -> None:
 )
 def test_images_in_command(command: str, images: list[str]) -> None:
     assert images_in_command(command) == images
+
+
+def test_commands_nested_in_substitutions_are_read_to_a_bound() -> None:
+    nested = "echo " + "$(echo " * 5 + "`docker pull deep:1`" + ")" * 5 + " && docker pull after:1"
+    assert images_in_command(nested) == ["deep:1", "after:1"]
+    too_deep = "$(" * (MAX_NESTING + 1) + "docker pull deeper:1" + ")" * (MAX_NESTING + 1)
+    assert images_in_command(too_deep + "; docker pull after:1") == ["after:1"]
+    unclosed = '"$(' * 5_000  # each level once: no reading it again and again
+    assert images_in_command(unclosed + "docker pull x:1") == []
 
 
 # --- shell scripts and Makefiles -------------------------------------------------------
