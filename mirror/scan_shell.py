@@ -7,7 +7,8 @@ Pure. Two halves:
   (`'...'`, `"..."`, `\\`), line continuations, `#` comments, the operators that end a command
   (`;`, `&&`, `||`, `|`, `&`, `(`, `)`, a newline), redirections (`> log`, `2>&1`: their target
   is no argument), heredoc bodies (skipped: they are data), and the commands inside `$(...)`
-  and backquotes. Variables are not expanded: a word holding one keeps it as written.
+  and backquotes (to `MAX_NESTING` deep). Variables are not expanded: a word holding one
+  keeps it as written. A quote never closed runs to the end of the text, as in the shell.
   shlex splits words too, but says nothing of where each one stood, which a rewrite needs:
   hence this small reader.
 - which word names an image pulled: `docker [image] pull [OPTIONS] IMAGE`,
@@ -56,12 +57,12 @@ _CACHE_FROM = "--cache-from="
 @dataclass(frozen=True)
 class Word:
     """A word of a command: `value` as the command receives it (quotes and escapes removed,
-    variables as written), written at [start, end) of the text read; `plain`: where `value`
-    itself stands, when it is written in one piece (unquoted, or inside one pair of quotes)."""
+    variables as written), written from offset `start` of the text read; `plain`: where
+    `value` itself stands, [start, end), when it is written in one piece (unquoted, or inside
+    one pair of quotes)."""
 
     value: str
     start: int
-    end: int
     plain: tuple[int, int] | None
 
 
@@ -168,7 +169,7 @@ class _Reader:
         plain = (
             (pieces[0][1], pieces[-1][1] + len(pieces[-1][0])) if pieces and contiguous else None
         )
-        return Word(value, start, pos, plain), pos
+        return Word(value, start, plain), pos
 
     def _double_quoted(self, pos: int, stop: int, depth: int, pieces: list[tuple[str, int]]) -> int:
         """The pieces of a string opened before `pos`; returns where it closes (or `stop`)."""
@@ -283,8 +284,9 @@ def _docker_arguments(words: Sequence[Word]) -> Sequence[Word] | None:
 
 def _pulled(words: Sequence[Word]) -> list[Word]:
     """The words of a docker command (after `docker`) that name an image it pulls."""
-    if words and words[0].value in ("image", "container", "buildx"):
-        words = words[1:]
+    values = [w.value for w in words[:2]]
+    if values[:1] in (["image"], ["container"]) or values == ["buildx", "build"]:
+        words = words[1:]  # `buildx` alone: only its `build`, not `buildx create NAME`
     if not words:
         return []
     verb, rest = words[0].value, words[1:]
@@ -307,7 +309,7 @@ def _pulled(words: Sequence[Word]) -> list[Word]:
 def _without_option(word: Word) -> Word:
     """`--cache-from=IMAGE`: the IMAGE part of the word."""
     plain = (word.plain[0] + len(_CACHE_FROM), word.plain[1]) if word.plain else None
-    return Word(word.value.removeprefix(_CACHE_FROM), word.start, word.end, plain)
+    return Word(word.value.removeprefix(_CACHE_FROM), word.start, plain)
 
 
 def image_words(text: str, start: int = 0, stop: int | None = None) -> list[Word]:

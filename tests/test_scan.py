@@ -201,6 +201,7 @@ def test_dockerfile_mirror_registry_is_switchable() -> None:
         ),
         ("docker build --build-arg BASE=python:3.12 -t app . && docker buildx build .", []),
         ("docker compose pull && docker compose run web && docker push a:1", []),
+        ("docker buildx create ctx && docker buildx build --cache-from=c:1 .", ["c:1"]),
         ("X=1 docker pull x:2 > /dev/null 2>&1 || exit 1", ["x:2"]),
         ("if docker pull a:1; then docker run --rm b:1; fi", ["a:1", "b:1"]),
         (
