@@ -16,8 +16,9 @@ Pure. Two halves:
   --cache-from IMAGE`. An option of `run` takes a value unless it is one of the known flags
   (`--rm`, `-it`, ...), which is how the first word that is not an option's value is found
   to be the image; `build`'s other words (`--build-arg BASE=...`, `-t`) name no pull.
-  `sudo`, `VAR=value`, `exec`, shell keywords (`if`, `then`, `do`, ...) and docker's global
-  options (`--context x`, `-H host`) may come first.
+  `sudo` and `env` (with their options: `sudo -u user`), `VAR=value`, `exec`, shell keywords
+  (`if`, `then`, `do`, ...) and docker's global options (`--context x`, `-H host`) may come
+  first.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ _UNQUOTED = re.compile(r"[^\s;&|()<>'\"\\$`]+")  # a run of a word's ordinary ch
 _DOUBLE_QUOTED = re.compile(r'[^"\\$`]+')
 _ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
 _PREFIXES = frozenset(
-    {"sudo", "exec", "command", "nohup", "time", "if", "then", "else", "elif", "do"}
+    {"sudo", "env", "exec", "command", "nohup", "time", "if", "then", "else", "elif", "do"}
     | {"while", "until", "!", "{"}
 )
+_PREFIX_VALUES = frozenset({"-u", "--user", "-g", "--group", "--unset", "-C", "--chdir"})
 _DOCKER_GLOBAL_VALUES = frozenset(
     {"-H", "--host", "-c", "--context", "--config", "-l", "--log-level"}
     | {"--tlscacert", "--tlscert", "--tlskey"}
@@ -270,7 +272,7 @@ def _docker_arguments(words: Sequence[Word]) -> Sequence[Word] | None:
         value = words[index].value
         if value in _PREFIXES or _ASSIGNMENT.match(value) or (prefixed and value[:1] == "-"):
             prefixed = prefixed or value in _PREFIXES
-            index += 1
+            index += 2 if prefixed and value in _PREFIX_VALUES else 1
         else:
             break
     if index == len(words) or words[index].value.rsplit("/", 1)[-1] != "docker":

@@ -224,6 +224,40 @@ def test_rewrite_check_lists_what_remains(tree: Path) -> None:
     assert clean.stdout == "0 Docker Hub references in 0 of 1 file read; could not read 0 files\n"
 
 
+def test_rewrite_and_check_scripts_and_makefiles(tree: Path) -> None:
+    config = tree / "images.yaml"
+    config.write_text(
+        f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\n"
+        "images:\n  - {image: postgres, tags: ['16']}\n  - {image: node, tags: ['20']}\n"
+    )
+    before = run(tree, "rewrite", "--check", "Makefile", "scripts")
+    assert before.returncode == 1
+    assert "Makefile:9: postgres:16 pulls from Docker Hub (docker.io/library/postgres:16)" in (
+        before.stdout.splitlines()
+    )
+    assert before.stdout.splitlines()[-1] == (
+        "10 Docker Hub references in 3 of 3 files read; could not read 0 files"
+    )
+    done = run(tree, "rewrite", "Makefile", "scripts", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "rewrote 3 references in 2 of 3 files read; 7 left as they are; could not read 0 files"
+    )
+    makefile = (tree / "Makefile").read_text().splitlines()
+    assert makefile[8:10] == [
+        f"\t-docker pull {HOST}/dockerhub/library/postgres:16 && \\",
+        f"\t  docker run -d --name db -p 5432:5432 {HOST}/dockerhub/library/postgres:16",
+    ]
+    assert (tree / "scripts" / "ci.sh").read_text().splitlines()[5] == (
+        'docker run --rm -e CI=1 --name unit -v "$PWD:/src" -w /src'
+        f" {HOST}/dockerhub/library/node:20 npm test"
+    )
+    after = run(tree, "rewrite", "--check", "Makefile", "scripts")
+    assert after.stdout.splitlines()[-1] == (
+        "7 Docker Hub references in 3 of 3 files read; could not read 0 files"
+    )
+
+
 def test_rewrite_check_takes_no_other_mode(tree: Path) -> None:
     done = run(tree, "rewrite", "--check", "--dry-run", ".")
     assert done.returncode == 2

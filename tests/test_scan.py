@@ -203,6 +203,10 @@ def test_dockerfile_mirror_registry_is_switchable() -> None:
         ("docker compose pull && docker compose run web && docker push a:1", []),
         ("docker buildx create ctx && docker buildx build --cache-from=c:1 .", ["c:1"]),
         ("X=1 docker pull x:2 > /dev/null 2>&1 || exit 1", ["x:2"]),
+        (
+            "env -u HOME DOCKER_CONFIG=/c docker pull y:3 && sudo -E -u ci docker pull z:3",
+            ["y:3", "z:3"],
+        ),
         ("if docker pull a:1; then docker run --rm b:1; fi", ["a:1", "b:1"]),
         (
             'id=$(docker create c:1) && echo `docker pull d:1` "$(docker pull e:1)"',
