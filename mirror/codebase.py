@@ -2,7 +2,8 @@
 
 The I/O half of discovery (the pure half is `scan*`): the files under the given paths whose
 kind `scan.kind_of` knows (dependency and tool directories such as `.git` and
-`node_modules` skipped), each read within bounds. A file that cannot be read (missing,
+`node_modules` skipped; a file of `scripts/` or `bin/` without a suffix only when its `#!`
+line is a shell's), each read within bounds. A file that cannot be read (missing,
 unreadable, larger than `MAX_FILE_BYTES`, binary, not UTF-8, malformed YAML) is an
 `Unreadable` with its reason; the walk goes on.
 """
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.errors import MirrorError
-from mirror.scan import Found, Kind, is_yaml, kind_of
+from mirror.scan import Found, Kind, is_yaml, kind_of, needs_shebang, shell_shebang
 from mirror.scan_dockerfile import scan_dockerfile
+from mirror.scan_script import scan_makefile, scan_script
 from mirror.scan_yaml import MalformedYaml, scan_yaml
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 1024 * 1024  # a Dockerfile or a CI file is a few KiB
+SHEBANG_BYTES = 128  # what is read of a file to see whether its `#!` line is a shell's
 SKIP_DIRECTORIES = frozenset(
     {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
 )
@@ -53,13 +56,26 @@ def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
     """The references in a file's text (raises MalformedYaml for YAML that is not)."""
     if kind is Kind.dockerfile:
         return scan_dockerfile(file, text)
+    if kind is Kind.shell:
+        return scan_script(file, text)
+    if kind is Kind.makefile:
+        return scan_makefile(file, text)
     return scan_yaml(file, kind, text)
+
+
+def _runs_a_shell(path: Path) -> bool:
+    """Whether the file's first line is a shell's `#!` (False when it cannot be read)."""
+    try:
+        with path.open("rb") as file:
+            return shell_shebang(file.read(SHEBANG_BYTES))
+    except OSError:
+        return False
 
 
 def _files(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
     """Each file to read (once, however many of `paths` hold it) and its kind; a path given
-    by name is read whatever its name (YAML by its suffix, a Dockerfile otherwise). Missing
-    paths come with kind None."""
+    by name is read whatever its name (YAML by its suffix, a shell script by its `#!` line,
+    a Dockerfile otherwise). Missing paths come with kind None."""
     seen: set[Path] = set()
     for path, kind in _candidates(paths):
         if path.resolve() not in seen:
@@ -73,11 +89,14 @@ def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
             for root, directories, names in os.walk(path):
                 directories[:] = sorted(d for d in directories if d not in SKIP_DIRECTORIES)
                 for name in sorted(names):
-                    kind = kind_of(os.path.join(root, name))
-                    if kind is not None:
-                        yield Path(root, name), kind
+                    file = Path(root, name)
+                    kind = kind_of(str(file))
+                    if kind is not None and (not needs_shebang(str(file)) or _runs_a_shell(file)):
+                        yield file, kind
         elif path.exists():
             kind = kind_of(str(path))
+            if kind is None or (kind is Kind.shell and needs_shebang(str(path))):
+                kind = Kind.shell if _runs_a_shell(path) else None
             yield path, kind or (Kind.kubernetes if is_yaml(path.name) else Kind.dockerfile)
         else:
             yield path, None

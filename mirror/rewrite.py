@@ -51,7 +51,7 @@ def _decide(config: Config, found: Found, host: str | None, build_arg: bool) -> 
         return Decision(found, reason=str(exc))
     site = found.site
     if not site.rewritable:
-        return Decision(found, reason="written over several lines; change it by hand")
+        return Decision(found, reason="written over several lines or in pieces; change it by hand")
     if build_arg and found.kind is Kind.dockerfile:
         name = f"${{{BUILD_ARG}}}/{ref.repository}"
     elif host is None:

@@ -1,8 +1,9 @@
 """Image references in a codebase's files: what was found, where, and what it resolves to.
 
 Pure: `scan_text(path, text)` reads nothing; walking the file tree is `mirror.codebase`'s job.
-A file's kind comes from its name (`kind_of`); each kind has its finder (`scan_dockerfile`,
-`scan_yaml`). Every reference found is a `Found`: its file and line, the text as written, and
+A file's kind comes from its name (`kind_of`; a script without a suffix also by its
+`#!` line, `shell_shebang`); each kind has its finder (`scan_dockerfile`, `scan_yaml`,
+`scan_script`). Every reference found is a `Found`: its file and line, the text as written, and
 the `Site` that holds it, so that `mirror rewrite` can change exactly that text and nothing
 around it. A reference is sorted (`Found.status`) into:
 
@@ -29,6 +30,8 @@ __all__ = [
     "Status",
     "found",
     "kind_of",
+    "needs_shebang",
+    "shell_shebang",
 ]
 
 # The build argument `mirror rewrite --build-arg` puts in front of a Dockerfile's images.
@@ -44,6 +47,8 @@ class Kind(StrEnum):
     github_actions = "github-actions"
     buildspec = "buildspec"
     gitlab_ci = "gitlab-ci"
+    shell = "shell"
+    makefile = "makefile"
 
 
 class Status(StrEnum):
@@ -116,15 +121,32 @@ _COMPOSE = re.compile(r"^(?:docker-)?compose(?:[.-].+)?\.ya?ml$")
 _BUILDSPEC = re.compile(r"^buildspec.*\.ya?ml$")
 _VALUES = re.compile(r"^values.*\.ya?ml$")
 _GITLAB = re.compile(r"^\.gitlab-ci.*\.ya?ml$")
+_MAKEFILES = frozenset({"Makefile", "makefile", "GNUmakefile"})
+_SCRIPT_DIRECTORIES = frozenset({"scripts", "bin"})
+_SHEBANG = re.compile(rb"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:ba|da)?sh(?:\s|$)")
 
 
 def is_yaml(name: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
 
+def needs_shebang(path: str) -> bool:
+    """A file without a suffix in a `scripts/` or `bin/` directory: a shell script if its
+    first line says so (`shell_shebang`)."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    return pure.parent.name in _SCRIPT_DIRECTORIES and not pure.suffix and pure.name[:1] != "."
+
+
+def shell_shebang(head: bytes) -> bool:
+    """Whether a file starting with `head` runs with sh or bash (`#!/bin/sh`,
+    `#!/usr/bin/env bash`, ...)."""
+    return _SHEBANG.match(head) is not None
+
+
 def kind_of(path: str) -> Kind | None:
     """The kind of file a path names, from its name; None: not one mirror reads. A YAML file
-    of no other kind is `kubernetes` (only documents with `apiVersion` and `kind` count)."""
+    of no other kind is `kubernetes` (only documents with `apiVersion` and `kind` count); a
+    file that `needs_shebang` is `shell` only when its first line is a shell's."""
     pure = PurePosixPath(path.replace("\\", "/"))
     name = pure.name
     lower = name.lower()
@@ -134,6 +156,10 @@ def kind_of(path: str) -> Kind | None:
         or name.startswith(("Dockerfile.", "Containerfile."))
     ):
         return Kind.dockerfile
+    if name in _MAKEFILES or lower.endswith(".mk"):
+        return Kind.makefile
+    if lower.endswith((".sh", ".bash")) or needs_shebang(path):
+        return Kind.shell
     if not is_yaml(lower):
         return None
     if _GITLAB.match(name):

@@ -1,7 +1,8 @@
 """`mirror discover` and `mirror rewrite` as the user runs them: the CLI in a subprocess over
 a copy of the fixture tree (tests/codebase), and the round trip through the test world:
 discover -> write the config -> sync -> rewrite -> `rewrite --check` passes -> the Docker
-engine builds the rewritten Dockerfile from the mirror (and the --build-arg one)."""
+engine builds the rewritten Dockerfile from the mirror (and the --build-arg one), and the
+rewritten shell script's `docker pull` pulls from the mirror."""
 
 from __future__ import annotations
 
@@ -73,10 +74,14 @@ def test_discover_table(tree: Path) -> None:
         "  worker/worker.Dockerfile:3  ${UNKNOWN_BASE}: a variable mirror cannot resolve" in lines
     )
     assert "  k8s/deployment.yaml:19  public.ecr.aws/docker/library/alpine:3.19" in lines
+    assert ["scripts/ci.sh:6", "node:20", "docker.io/library/node", "20"] in rows
+    assert ["Makefile:9", "postgres:16", "docker.io/library/postgres", "16"] in rows
+    assert "  scripts/ci.sh:12  $IMAGE: a variable mirror cannot resolve" in lines
+    assert "  Makefile:5  $(IMAGE): a variable mirror cannot resolve" in lines
     assert "  broken/Dockerfile: a binary file" in lines
     assert lines[-1] == (
-        "24 references to 15 Docker Hub images in 8 of 9 files read; 4 to other registries,"
-        " 5 unresolved; could not read 2 files"
+        "34 references to 16 Docker Hub images in 11 of 12 files read; 5 to other registries,"
+        " 8 unresolved; could not read 2 files"
     )
 
 
@@ -219,6 +224,40 @@ def test_rewrite_check_lists_what_remains(tree: Path) -> None:
     assert clean.stdout == "0 Docker Hub references in 0 of 1 file read; could not read 0 files\n"
 
 
+def test_rewrite_and_check_scripts_and_makefiles(tree: Path) -> None:
+    config = tree / "images.yaml"
+    config.write_text(
+        f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\n"
+        "images:\n  - {image: postgres, tags: ['16']}\n  - {image: node, tags: ['20']}\n"
+    )
+    before = run(tree, "rewrite", "--check", "Makefile", "scripts")
+    assert before.returncode == 1
+    assert "Makefile:9: postgres:16 pulls from Docker Hub (docker.io/library/postgres:16)" in (
+        before.stdout.splitlines()
+    )
+    assert before.stdout.splitlines()[-1] == (
+        "10 Docker Hub references in 3 of 3 files read; could not read 0 files"
+    )
+    done = run(tree, "rewrite", "Makefile", "scripts", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "rewrote 3 references in 2 of 3 files read; 7 left as they are; could not read 0 files"
+    )
+    makefile = (tree / "Makefile").read_text().splitlines()
+    assert makefile[8:10] == [
+        f"\t-docker pull {HOST}/dockerhub/library/postgres:16 && \\",
+        f"\t  docker run -d --name db -p 5432:5432 {HOST}/dockerhub/library/postgres:16",
+    ]
+    assert (tree / "scripts" / "ci.sh").read_text().splitlines()[5] == (
+        'docker run --rm -e CI=1 --name unit -v "$PWD:/src" -w /src'
+        f" {HOST}/dockerhub/library/node:20 npm test"
+    )
+    after = run(tree, "rewrite", "--check", "Makefile", "scripts")
+    assert after.stdout.splitlines()[-1] == (
+        "7 Docker Hub references in 3 of 3 files read; could not read 0 files"
+    )
+
+
 def test_rewrite_check_takes_no_other_mode(tree: Path) -> None:
     done = run(tree, "rewrite", "--check", "--dry-run", ".")
     assert done.returncode == 2
@@ -259,10 +298,15 @@ def test_round_trip_discover_sync_rewrite_build(
     (code / "arg" / "Dockerfile").write_text("FROM alpine:3.20\nCOPY hi.txt /hi.txt\n")
     (code / "arg" / "hi.txt").write_text("hi\n")
     (code / "compose.yaml").write_text("services:\n  cache:\n    image: busybox:1.36  # ok\n")
+    (code / "scripts").mkdir()
+    script = code / "scripts" / "pull.sh"
+    script.write_text("#!/bin/sh\nset -e\ndocker pull --quiet \\\n  busybox:1.36 # mirrored\n")
     config = m.config([{"image": "alpine", "tags": ["latest"]}], create=False)
 
     found = m.run("discover", str(code), "--write", str(config))
     assert found.code == 0, found
+    rows = [line.split() for line in found.stdout.splitlines()]
+    assert [f"{script}:4", "busybox:1.36", "docker.io/library/busybox", "1.36"] in rows
     images = yaml.safe_load(config.read_text())["images"]
     assert images == [
         {"image": "alpine", "tags": ["latest", "3.19", "3.20"]},
@@ -289,6 +333,10 @@ def test_round_trip_discover_sync_rewrite_build(
     assert (code / "compose.yaml").read_text() == (
         f"services:\n  cache:\n    image: {ecr}/dockerhub/library/busybox:1.36  # ok\n"
     )
+    assert script.read_text() == (
+        f"#!/bin/sh\nset -e\ndocker pull --quiet \\\n  {ecr}/dockerhub/library/busybox:1.36"
+        " # mirrored\n"
+    )
     check = m.run("rewrite", "--check", str(code))
     assert check.code == 0, check
 
@@ -304,11 +352,18 @@ def test_round_trip_discover_sync_rewrite_build(
         )
         assert built_arg.returncode == 0, built_arg.stderr
         built_images.append(built_arg.stdout.strip())
-        assert pulls(world) == spent  # the builds pulled nothing from Docker Hub
+        ran = subprocess.run(
+            ["sh", str(script)], env=m.env, capture_output=True, text=True, timeout=120
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == f"{ecr}/dockerhub/library/busybox:1.36"
+        pulled = docker_engine.client().images.get(f"{ecr}/dockerhub/library/busybox:1.36")
+        assert pulled.attrs["RepoDigests"]
+        assert pulls(world) == spent  # the builds and the script pulled nothing from Docker Hub
     finally:  # the engine is shared: later tests must not find these images already there
         client = docker_engine.client()
         for image in built_images:
             client.images.remove(image, force=True)
-        for tag in ("3.19", "3.20"):
+        for image in ("alpine:3.19", "alpine:3.20", "busybox:1.36"):
             with contextlib.suppress(docker.errors.ImageNotFound):
-                client.images.remove(f"{ecr}/dockerhub/library/alpine:{tag}", force=True)
+                client.images.remove(f"{ecr}/dockerhub/library/{image}", force=True)

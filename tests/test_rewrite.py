@@ -12,6 +12,7 @@ from mirror.errors import ConfigError
 from mirror.rewrite import ARG_LINE, plan_rewrite, rewritten
 from mirror.scan import Kind
 from mirror.scan_dockerfile import scan_dockerfile
+from mirror.scan_script import scan_makefile, scan_script
 from mirror.scan_yaml import scan_yaml
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -128,6 +129,44 @@ def test_yaml_needs_the_registry_host() -> None:
     found = scan_yaml("compose.yaml", Kind.compose, "services:\n  a:\n    image: alpine\n")
     (decision,) = plan_rewrite(CONFIG, found, host=None, build_arg=True)
     assert decision.reason == "the ECR registry is not known" and not decision.edits
+
+
+def test_shell_script_rewrite_keeps_quotes_continuations_and_comments() -> None:
+    text = (
+        "#!/bin/sh\r\n"
+        'docker pull "python:3.12"   # the interpreter\r\n'
+        "docker run --rm \\\r\n"
+        "  -e CI=1 alpine:3.19 true && docker pull golang:1.22\r\n"
+        'docker pull python:"3.12" $IMAGE ghcr.io/x/y:1\r\n'
+    )
+    decisions = plan_rewrite(CONFIG, scan_script("ci.sh", text), host=HOST, build_arg=True)
+    assert rewritten(text, decisions) == (
+        "#!/bin/sh\r\n"
+        f'docker pull "{ECR}/library/python:3.12"   # the interpreter\r\n'
+        "docker run --rm \\\r\n"
+        f"  -e CI=1 {ECR}/library/alpine:3.19 true && docker pull golang:1.22\r\n"
+        'docker pull python:"3.12" $IMAGE ghcr.io/x/y:1\r\n'
+    )  # --build-arg is for Dockerfiles: a script gets the ECR reference written out
+    assert [(d.found.line, d.reason) for d in decisions if d.reason] == [
+        (4, "library/golang is not in images.yaml; nothing mirrors it"),
+        (5, "written over several lines or in pieces; change it by hand"),
+    ]
+
+
+def test_makefile_rewrite_changes_recipes_only() -> None:
+    text = (
+        "BASE = python:3.12\n"
+        "test:\n"
+        '\t@docker run --rm -v "$$PWD:/src" python:3.12 pytest\n'
+        "lint: ; docker pull bitnami/redis:7.4.1\n"
+    )
+    new = rewritten(text, plan_rewrite(CONFIG, scan_makefile("Makefile", text), host=HOST))
+    assert new == (
+        "BASE = python:3.12\n"
+        "test:\n"
+        f'\t@docker run --rm -v "$$PWD:/src" {ECR}/library/python:3.12 pytest\n'
+        f"lint: ; docker pull {ECR}/bitnami/redis:7.4.1\n"
+    )
 
 
 # --- merging into the config --------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Finding image references in a codebase: file kinds, Dockerfiles, `docker` command lines,
-YAML files of every kind, and the fixture tree (tests/codebase) that has them all, tricky
-cases included. Pure: texts in, references out (the tree is read through `scan_paths`)."""
+shell scripts and Makefiles, YAML files of every kind, and the fixture tree (tests/codebase)
+that has them all, tricky cases included. Pure: texts in, references out (the tree is read
+through `scan_paths`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mirror.codebase import MAX_FILE_BYTES, ScannedFile, Unreadable, scan_paths
-from mirror.scan import Found, Kind, Span, Status, kind_of
+from mirror.scan import Found, Kind, Span, Status, kind_of, shell_shebang
 from mirror.scan_dockerfile import scan_dockerfile
-from mirror.scan_shell import images_in_command
+from mirror.scan_script import scan_makefile, scan_script
+from mirror.scan_shell import MAX_NESTING, images_in_command
 from mirror.scan_yaml import MalformedYaml, scan_yaml
 
 CODEBASE = Path(__file__).parent / "codebase"
@@ -51,10 +53,38 @@ def at(text: str, span: Span | None) -> str:
         ("README.md", None),
         ("main.py", None),
         ("workflows/ci.yml", Kind.kubernetes),  # not under .github
+        ("ci/build.sh", Kind.shell),
+        ("deploy.bash", Kind.shell),
+        ("scripts/release", Kind.shell),  # read only if its #! line is a shell's
+        ("bin/run-tests", Kind.shell),
+        ("tools/release", None),
+        ("bin/tool.py", None),
+        ("Makefile", Kind.makefile),
+        ("sub/makefile", Kind.makefile),
+        ("GNUmakefile", Kind.makefile),
+        ("make/docker.mk", Kind.makefile),
     ],
 )
 def test_kind_of_a_file_comes_from_its_name(path: str, kind: Kind | None) -> None:
     assert kind_of(path) is kind
+
+
+@pytest.mark.parametrize(
+    ("head", "shell"),
+    [
+        (b"#!/bin/sh\n", True),
+        (b"#!/usr/bin/env bash\nset -e", True),
+        (b"#! /bin/bash -eu\n", True),
+        (b"#!/usr/bin/env -S bash -x\n", True),
+        (b"#!/bin/dash", True),
+        (b"#!/usr/bin/python3\n", False),
+        (b"#!/bin/shell\n", False),
+        (b"\x7fELF\x02\x01", False),
+        (b"docker pull x\n", False),
+    ],
+)
+def test_a_script_without_a_suffix_is_known_by_its_shebang(head: bytes, shell: bool) -> None:
+    assert shell_shebang(head) is shell
 
 
 # --- Dockerfiles ------------------------------------------------------------------------
@@ -159,11 +189,112 @@ def test_dockerfile_mirror_registry_is_switchable() -> None:
         ("docker build --cache-from type=registry,ref=x/y -t app .", []),
         ("docker login -u x && docker pull a:1; docker push b:2", ["a:1"]),
         ("echo docker pull not-this", []),
-        ("docker pull 'unclosed", ["'unclosed"]),
+        ("docker pull 'unclosed", ["unclosed"]),  # as the shell: to the end
+        ('docker run "a:1 && docker pull b:1', ["a:1 && docker pull b:1"]),
+        ("docker pull --platform linux/arm64 python:3.12", ["python:3.12"]),
+        ("docker run -dp 80:80 nginx:2 && docker run -p80:80 nginx:3", ["nginx:2", "nginx:3"]),
+        ("docker run -e X --entrypoint sh -u 1 --network host a:1 -c 'x'", ["a:1"]),
+        ("docker run --platform=linux/amd64 -w=/w --sig-proxy -it b:1", ["b:1"]),
+        (
+            "docker --context remote -D run --rm redis:7 && /usr/bin/docker pull c:1",
+            ["redis:7", "c:1"],
+        ),
+        ("docker build --build-arg BASE=python:3.12 -t app . && docker buildx build .", []),
+        ("docker compose pull && docker compose run web && docker push a:1", []),
+        ("docker buildx create ctx && docker buildx build --cache-from=c:1 .", ["c:1"]),
+        ("X=1 docker pull x:2 > /dev/null 2>&1 || exit 1", ["x:2"]),
+        (
+            "env -u HOME DOCKER_CONFIG=/c docker pull y:3 && sudo -E -u ci docker pull z:3",
+            ["y:3", "z:3"],
+        ),
+        ("if docker pull a:1; then docker run --rm b:1; fi", ["a:1", "b:1"]),
+        (
+            'id=$(docker create c:1) && echo `docker pull d:1` "$(docker pull e:1)"',
+            ["c:1", "d:1", "e:1"],
+        ),
+        ("docker run \\\n  --rm \\\n  node:20 npm test", ["node:20"]),
+        ("docker pull x:1 # docker pull y:2\n# docker pull z:3", ["x:1"]),
+        ("cat <<-EOF > f\n\tdocker pull no:1\n\tEOF\ndocker pull yes:1", ["yes:1"]),
+        ('docker run --rm "$IMAGE" && docker pull python:${TAG}', ["$IMAGE", "python:${TAG}"]),
+        ("docker pull 'q:1' \"r:1\" && docker run -e 'a b' s:1", ["q:1", "s:1"]),
     ],
 )
 def test_images_in_command(command: str, images: list[str]) -> None:
     assert images_in_command(command) == images
+
+
+def test_commands_nested_in_substitutions_are_read_to_a_bound() -> None:
+    nested = "echo " + "$(echo " * 5 + "`docker pull deep:1`" + ")" * 5 + " && docker pull after:1"
+    assert images_in_command(nested) == ["deep:1", "after:1"]
+    too_deep = "$(" * (MAX_NESTING + 1) + "docker pull deeper:1" + ")" * (MAX_NESTING + 1)
+    assert images_in_command(too_deep + "; docker pull after:1") == ["after:1"]
+    unclosed = '"$(' * 5_000  # each level once: no reading it again and again
+    assert images_in_command(unclosed + "docker pull x:1") == []
+
+
+# --- shell scripts and Makefiles -------------------------------------------------------
+
+SCRIPT = """\
+#!/bin/sh
+docker pull "python:3.12"   # quoted
+docker run --rm \\
+  -v "$PWD:/src" \\
+  node:20 npm test
+docker pull python:"3.12" && docker pull $IMAGE
+docker pull ghcr.io/org/tool:1\r
+"""
+
+
+def test_shell_script_references_and_where_they_stand() -> None:
+    found = scan_script("ci.sh", SCRIPT)
+    assert [(f.line, f.kind, f.status.value, f.text) for f in found] == [
+        (2, Kind.shell, "hub", "python:3.12"),
+        (5, Kind.shell, "hub", "node:20"),  # on the line the continuation brings it to
+        (6, Kind.shell, "hub", "python:3.12"),
+        (6, Kind.shell, "unresolved", "$IMAGE"),
+        (7, Kind.shell, "other", "ghcr.io/org/tool:1"),
+    ]
+    assert [at(SCRIPT, f.site.whole) if f.site.whole else None for f in found] == [
+        "python:3.12",  # inside its quotes
+        "node:20",
+        None,  # written in pieces (`python:"3.12"`): found, not rewritable
+        "$IMAGE",
+        "ghcr.io/org/tool:1",  # without the carriage return
+    ]
+
+
+MAKEFILE = """\
+IMAGE := python:3.12
+BUILD = docker pull not-a-recipe:1
+test: deps
+\t@docker run --rm -v "$$PWD:/src" $(IMAGE) pytest
+\t-docker pull redis:7.2 \\
+\t  && docker run -d postgres:16
+lint: ; docker run --rm -i hadolint/hadolint:2.12.0 < Dockerfile
+check: X := docker pull not-a-recipe:2
+# docker pull commented:1
+define CANNED
+\t+docker create busybox:1.36
+endef
+"""
+
+
+def test_makefile_recipes() -> None:
+    found = scan_makefile("Makefile", MAKEFILE)
+    assert refs(found) == [
+        (4, "unresolved", "$(IMAGE)"),  # a make variable: not resolved
+        (5, "hub", "docker.io/library/redis:7.2"),
+        (6, "hub", "docker.io/library/postgres:16"),
+        (7, "hub", "docker.io/hadolint/hadolint:2.12.0"),  # `target: ; recipe`
+        (11, "hub", "docker.io/library/busybox:1.36"),
+    ]  # variable definitions and comments are no recipes
+    assert {f.kind for f in found} == {Kind.makefile}
+    assert [at(MAKEFILE, f.site.whole) for f in found[1:]] == [
+        "redis:7.2",
+        "postgres:16",
+        "hadolint/hadolint:2.12.0",
+        "busybox:1.36",
+    ]
 
 
 # --- YAML files -------------------------------------------------------------------------
@@ -305,6 +436,11 @@ def test_fixture_tree_every_kind() -> None:
     assert ("chart/values.yaml", 2, "docker.io/bitnami/redis:7.4.1") in hub
     assert ("ci/buildspec.yml", 15, "docker.io/myorg/app:cache") in hub
     assert ("k8s/deployment.yaml", 12, "docker.io/library/nginx") in hub
+    assert ("scripts/ci.sh", 10, "docker.io/library/busybox:1.36") in hub  # continued lines
+    assert ("scripts/release", 2, "docker.io/library/golang:1.22") in hub  # by its #! line
+    assert ("Makefile", 7, "docker.io/hadolint/hadolint:2.12.0") in hub
+    shell = [f.text for f in scanned["scripts/ci.sh"]]
+    assert "python:3.11" not in shell and "quoted:1" not in shell and "heredoc:1" not in shell
     assert "k8s/settings.yaml" in scanned and scanned["k8s/settings.yaml"] == []
     assert "chart/templates/deployment.yaml" not in scanned | unreadable  # a Helm template
     statuses = {n: {f.status for f in found} for n, found in scanned.items()}
@@ -322,14 +458,17 @@ def test_fixture_tree_unreadable_files_are_reported_and_skipped() -> None:
     assert sorted(scanned) == [
         ".github/workflows/ci.yml",
         ".gitlab-ci.yml",
+        "Makefile",
         "app/Dockerfile",
         "chart/values.yaml",
         "ci/buildspec.yml",
         "compose.yaml",
         "k8s/deployment.yaml",
         "k8s/settings.yaml",
+        "scripts/ci.sh",
+        "scripts/release",
         "worker/worker.Dockerfile",
-    ]
+    ]  # bin/helper has no #! line of a shell: neither read nor reported
 
 
 def test_files_that_cannot_be_read(tmp_path: Path) -> None:
@@ -344,3 +483,19 @@ def test_files_that_cannot_be_read(tmp_path: Path) -> None:
         ("big.Dockerfile", "larger than 1024 KiB, the most mirror reads"),
         ("missing", "no such file or directory"),
     ]
+
+
+def test_a_script_without_a_suffix_is_read_when_its_first_line_runs_a_shell(
+    tmp_path: Path,
+) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "deploy").write_text("#!/bin/bash\ndocker pull node:20\n")
+    (scripts / "notes").write_text("docker pull not-a-script:1\n")
+    (scripts / "tool").write_bytes(b"\x7fELF\0\0docker pull x:1\n")
+    (tmp_path / "run-ci").write_text("#!/bin/sh -e\ndocker pull alpine:3.19\n")
+    results = list(scan_paths([scripts, tmp_path / "run-ci"]))
+    assert [(Path(r.file).name, r.kind, refs(r.found)) for r in results] == [
+        ("deploy", Kind.shell, [(2, "hub", "docker.io/library/node:20")]),
+        ("run-ci", Kind.shell, [(2, "hub", "docker.io/library/alpine:3.19")]),  # named
+    ]  # `notes` and the binary `tool` are neither read nor reported
