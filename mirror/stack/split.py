@@ -73,9 +73,9 @@ def split_config(config: Config, held: Mapping[str, int]) -> list[Config]:
     last = member_name(config.stack.name, len(shares) - 1)
     if len(last) > MAX_STACK_NAME:
         raise ConfigError(
-            f"{config.path}: stack.name {config.stack.name!r}: its repositories take {len(shares)} stacks, and"
-            f" the last one's name {last!r} is over CloudFormation's {MAX_STACK_NAME}"
-            " characters: shorten stack.name"
+            f"{config.path}: stack.name {config.stack.name!r}: its repositories take"
+            f" {len(shares)} stacks, and the last one's name {last!r} is over"
+            f" CloudFormation's {MAX_STACK_NAME} characters: shorten stack.name"
         )
     return [
         dataclasses.replace(
