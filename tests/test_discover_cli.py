@@ -80,8 +80,8 @@ def test_discover_table(tree: Path) -> None:
     assert "  Makefile:5  $(IMAGE): a variable mirror cannot resolve" in lines
     assert "  broken/Dockerfile: a binary file" in lines
     assert lines[-1] == (
-        "34 references to 16 Docker Hub images in 11 of 12 files read; 5 to other registries,"
-        " 8 unresolved; could not read 2 files"
+        "44 references to 16 Docker Hub images in 14 of 15 files read; 7 to other registries,"
+        " 15 unresolved; could not read 2 files"
     )
 
 
