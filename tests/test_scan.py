@@ -439,8 +439,8 @@ def test_fixture_tree_every_kind() -> None:
     assert ("scripts/ci.sh", 10, "docker.io/library/busybox:1.36") in hub  # continued lines
     assert ("scripts/release", 2, "docker.io/library/golang:1.22") in hub  # by its #! line
     assert ("Makefile", 7, "docker.io/hadolint/hadolint:2.12.0") in hub
-    assert ("infra/pipeline.yaml", 38, "docker.io/library/nginx:1.25") in hub
-    assert ("infra/task.json", 10, "docker.io/library/redis:7.2") in hub
+    assert ("infra/pipeline.yaml", 40, "docker.io/library/nginx:1.25") in hub
+    assert ("infra/task.json", 11, "docker.io/library/redis:7.2") in hub
     assert ("infra/main.tf", 46, "docker.io/library/postgres:16") in hub
     shell = [f.text for f in scanned["scripts/ci.sh"]]
     assert "python:3.11" not in shell and "quoted:1" not in shell and "heredoc:1" not in shell

@@ -175,8 +175,8 @@ def test_the_fixture_trees_infrastructure() -> None:
     assert scanned["pipeline.yaml"].kind is Kind.kubernetes  # a YAML file of no other kind
     assert {f.kind for f in scanned["pipeline.yaml"].found} == {Kind.cloudformation}
     hub = {(n, f.line, str(f.ref)) for n, s in scanned.items() for f in s.found if f.ref}
-    assert ("pipeline.yaml", 15, "docker.io/library/maven:3.9-eclipse-temurin-21") in hub
-    assert ("task.json", 24, "docker.io/library/python:3.12-slim") in hub  # a node's container
+    assert ("pipeline.yaml", 17, "docker.io/library/maven:3.9-eclipse-temurin-21") in hub
+    assert ("task.json", 25, "docker.io/library/python:3.12-slim") in hub  # a node's container
     assert ("main.tf", 39, "docker.io/library/redis:7.2") in hub  # in a heredoc's JSON
     assert not any("aws/codebuild" in f.text for f in scanned["pipeline.yaml"].found)
 
