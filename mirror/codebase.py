@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,22 +55,22 @@ class ScannedFile:
     found: list[Found]
 
 
+# The kinds read by their own reader; the YAML kinds (compose, Helm values, ...) by scan_yaml.
+_READERS: dict[Kind, Callable[[str, str], list[Found]]] = {
+    Kind.dockerfile: scan_dockerfile,
+    Kind.shell: scan_script,
+    Kind.makefile: scan_makefile,
+    Kind.terraform: scan_terraform,
+    Kind.cloudformation: scan_template,
+    Kind.kubernetes: scan_manifests_and_templates,
+}
+
+
 def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
     """The references in a file's text (raises MalformedYaml for YAML that is not,
     NotATemplate for a `cloudformation` file that is no template)."""
-    if kind is Kind.dockerfile:
-        return scan_dockerfile(file, text)
-    if kind is Kind.shell:
-        return scan_script(file, text)
-    if kind is Kind.makefile:
-        return scan_makefile(file, text)
-    if kind is Kind.terraform:
-        return scan_terraform(file, text)
-    if kind is Kind.cloudformation:
-        return scan_template(file, text)
-    if kind is Kind.kubernetes:
-        return scan_manifests_and_templates(file, text)
-    return scan_yaml(file, kind, text)
+    reader = _READERS.get(kind)
+    return reader(file, text) if reader is not None else scan_yaml(file, kind, text)
 
 
 def _runs_a_shell(path: Path) -> bool:

@@ -11,22 +11,13 @@ from pathlib import Path
 import pytest
 
 from mirror.codebase import ScannedFile, scan_paths
-from mirror.scan import Found, Kind, Span, kind_of
+from mirror.scan import Kind, kind_of
 from mirror.scan_cfn import NotATemplate, scan_manifests_and_templates, scan_template
 from mirror.scan_terraform import scan_terraform
 from mirror.scan_yaml import MalformedYaml
+from tests.test_scan import at, refs
 
 INFRA = Path(__file__).parent / "codebase" / "infra"
-
-
-def refs(found: list[Found]) -> list[tuple[int, str, str]]:
-    """(line, status, resolved reference or the text as written) of each reference."""
-    return [(f.line, f.status.value, str(f.ref) if f.ref else f.text) for f in found]
-
-
-def at(text: str, span: Span | None) -> str:
-    assert span is not None
-    return text.splitlines()[span.line - 1][span.start : span.end]
 
 
 @pytest.mark.parametrize(
