@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.errors import MirrorError
 from mirror.scan import Found, Kind, is_yaml, kind_of, needs_shebang, shell_shebang
+from mirror.scan_cfn import NotATemplate, scan_manifests_and_templates, scan_template
 from mirror.scan_dockerfile import scan_dockerfile
 from mirror.scan_script import scan_makefile, scan_script
+from mirror.scan_terraform import scan_terraform
 from mirror.scan_yaml import MalformedYaml, scan_yaml
 
 __all__ = [
@@ -35,6 +37,7 @@ MAX_FILE_BYTES = 1024 * 1024  # a Dockerfile or a CI file is a few KiB
 SHEBANG_BYTES = 128  # what is read of a file to see whether its `#!` line is a shell's
 SKIP_DIRECTORIES = frozenset(
     {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
+    | {".terraform", "cdk.out"}  # modules Terraform downloaded, templates the CDK generated
 )
 
 
@@ -52,15 +55,22 @@ class ScannedFile:
     found: list[Found]
 
 
+# The kinds read by their own reader; the YAML kinds (compose, Helm values, ...) by scan_yaml.
+_READERS: dict[Kind, Callable[[str, str], list[Found]]] = {
+    Kind.dockerfile: scan_dockerfile,
+    Kind.shell: scan_script,
+    Kind.makefile: scan_makefile,
+    Kind.terraform: scan_terraform,
+    Kind.cloudformation: scan_template,
+    Kind.kubernetes: scan_manifests_and_templates,
+}
+
+
 def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
-    """The references in a file's text (raises MalformedYaml for YAML that is not)."""
-    if kind is Kind.dockerfile:
-        return scan_dockerfile(file, text)
-    if kind is Kind.shell:
-        return scan_script(file, text)
-    if kind is Kind.makefile:
-        return scan_makefile(file, text)
-    return scan_yaml(file, kind, text)
+    """The references in a file's text (raises MalformedYaml for YAML that is not,
+    NotATemplate for a `cloudformation` file that is no template)."""
+    reader = _READERS.get(kind)
+    return reader(file, text) if reader is not None else scan_yaml(file, kind, text)
 
 
 def _runs_a_shell(path: Path) -> bool:
@@ -122,7 +132,9 @@ def read_source(path: Path) -> str:
 def scan_paths(paths: Iterable[Path]) -> Iterator[ScannedFile | Unreadable]:
     """Every file of a known kind under `paths`, scanned, or why it could not be read.
     A YAML file found by walking that is not YAML and has `{{` (a Helm template) is
-    skipped rather than reported: templates are not YAML until Helm renders them."""
+    skipped rather than reported: templates are not YAML until Helm renders them. So is a
+    `*.json` or `*.template` file that is no CloudFormation template, and one that cannot be
+    read before it is known to be one (a `package-lock.json` over the size bound)."""
     for path, kind in _files(paths):
         file = str(path)
         if kind is None:
@@ -131,12 +143,15 @@ def scan_paths(paths: Iterable[Path]) -> Iterator[ScannedFile | Unreadable]:
         try:
             text = read_source(path)
             yield ScannedFile(file, kind, text, scan_text(file, kind, text))
+        except NotATemplate:
+            continue
         except MalformedYaml as exc:
             if kind is Kind.kubernetes and "{{" in text:
                 continue
             yield Unreadable(file, str(exc))
         except ValueError as exc:
-            yield Unreadable(file, str(exc))
+            if kind is not Kind.cloudformation:
+                yield Unreadable(file, str(exc))
 
 
 def replace_text(path: Path, text: str) -> None:

@@ -3,9 +3,9 @@
 Pure: `scan_text(path, text)` reads nothing; walking the file tree is `mirror.codebase`'s job.
 A file's kind comes from its name (`kind_of`; a script without a suffix also by its
 `#!` line, `shell_shebang`); each kind has its finder (`scan_dockerfile`, `scan_yaml`,
-`scan_script`). Every reference found is a `Found`: its file and line, the text as written, and
-the `Site` that holds it, so that `mirror rewrite` can change exactly that text and nothing
-around it. A reference is sorted (`Found.status`) into:
+`scan_script`, `scan_cfn`, `scan_terraform`). Every reference found is a `Found`: its file
+and line, the text as written, and the `Site` that holds it, so that `mirror rewrite` can
+change exactly that text and nothing around it. A reference is sorted (`Found.status`) into:
 
 - `hub`: it resolves to Docker Hub (`python` = `docker.io/library/python:latest`);
 - `other`: it names another registry, so mirror leaves it alone;
@@ -49,6 +49,8 @@ class Kind(StrEnum):
     gitlab_ci = "gitlab-ci"
     shell = "shell"
     makefile = "makefile"
+    cloudformation = "cloudformation"
+    terraform = "terraform"
 
 
 class Status(StrEnum):
@@ -146,7 +148,9 @@ def shell_shebang(head: bytes) -> bool:
 def kind_of(path: str) -> Kind | None:
     """The kind of file a path names, from its name; None: not one mirror reads. A YAML file
     of no other kind is `kubernetes` (only documents with `apiVersion` and `kind` count); a
-    file that `needs_shebang` is `shell` only when its first line is a shell's."""
+    file that `needs_shebang` is `shell` only when its first line is a shell's; a `*.json` or
+    `*.template` file is `cloudformation` only when it is a template (a YAML template of no
+    other kind is found among the `kubernetes` files' documents)."""
     pure = PurePosixPath(path.replace("\\", "/"))
     name = pure.name
     lower = name.lower()
@@ -160,6 +164,10 @@ def kind_of(path: str) -> Kind | None:
         return Kind.makefile
     if lower.endswith((".sh", ".bash")) or needs_shebang(path):
         return Kind.shell
+    if lower.endswith(".tf"):
+        return Kind.terraform
+    if lower.endswith((".json", ".template")):
+        return Kind.cloudformation
     if not is_yaml(lower):
         return None
     if _GITLAB.match(name):

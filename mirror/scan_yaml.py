@@ -8,7 +8,8 @@ each reference is placed on its line and column for `mirror rewrite`. What count
   with `registry:`, `tag:`, `digest:` when given);
 - compose: a service's `image:`, unless the service also has `build:` (then it names the
   image built, not one pulled);
-- Kubernetes: only documents with `apiVersion` and `kind`;
+- Kubernetes: only documents with `apiVersion` and `kind` (`scan_cfn` reads the other
+  files' CloudFormation templates);
 - Helm values: also any mapping with `repository:` and `tag:`;
 - GitHub Actions: `container: REF`, `uses: docker://REF` (services' `image:` as above);
 - GitLab CI: `image: {name: REF}`, `services:` items (a REF or `{name: REF}`);
@@ -31,7 +32,7 @@ from ruamel.yaml.error import YAMLError
 from mirror.scan import Found, Kind, Site, Span, found
 from mirror.scan_shell import images_in_command
 
-__all__ = ["MalformedYaml", "scan_yaml"]
+__all__ = ["MalformedYaml", "YamlScanner", "documents", "is_manifest", "scan_yaml"]
 
 MAX_DEPTH = 64  # nested lists and mappings; real files are a dozen deep
 _PLAIN = re.compile(r"[^\s,\]}#]+")  # a plain scalar, in a block or a flow collection
@@ -41,7 +42,7 @@ class MalformedYaml(ValueError):
     """A YAML file that cannot be read: its one-line reason."""
 
 
-def _documents(text: str) -> list[Any]:
+def documents(text: str) -> list[Any]:
     try:
         return list(YAML(typ="rt", pure=True).load_all(text))
     except YAMLError as exc:
@@ -53,7 +54,9 @@ def _documents(text: str) -> list[Any]:
         raise MalformedYaml("malformed YAML: nested too deeply") from None
 
 
-class _Scanner:
+class YamlScanner:
+    """The references of one file's YAML documents, each placed on its line (`add`), into `out`."""
+
     def __init__(self, file: str, kind: Kind, text: str) -> None:
         self.file = file
         self.kind = kind
@@ -189,18 +192,21 @@ def _in_word(char: str) -> bool:
     return char.isalnum() or char in "._-/:@$"
 
 
+def is_manifest(document: Any) -> bool:
+    """A Kubernetes manifest: a mapping with `apiVersion` and `kind`."""
+    return isinstance(document, CommentedMap) and "apiVersion" in document and "kind" in document
+
+
 def _relevant(kind: Kind, documents: list[Any]) -> Iterator[Any]:
     for document in documents:
-        if kind is not Kind.kubernetes or (
-            isinstance(document, CommentedMap) and "apiVersion" in document and "kind" in document
-        ):
+        if kind is not Kind.kubernetes or is_manifest(document):
             yield document
 
 
 def scan_yaml(file: str, kind: Kind, text: str) -> list[Found]:
     """Every image reference in the YAML `text` of a file of `kind`; MalformedYaml when the
     text is not YAML."""
-    scanner = _Scanner(file, kind, text)
-    for document in _relevant(kind, _documents(text)):
+    scanner = YamlScanner(file, kind, text)
+    for document in _relevant(kind, documents(text)):
         scanner.walk(document)
     return scanner.out

@@ -17,6 +17,7 @@ import docker.errors
 import pytest
 import yaml
 
+from mirror.cfn_yaml import load as cfn_load
 from tests.runner import Mirror, actions, pulls
 from tests.world.dockerd import DockerEngine
 
@@ -80,8 +81,8 @@ def test_discover_table(tree: Path) -> None:
     assert "  Makefile:5  $(IMAGE): a variable mirror cannot resolve" in lines
     assert "  broken/Dockerfile: a binary file" in lines
     assert lines[-1] == (
-        "34 references to 16 Docker Hub images in 11 of 12 files read; 5 to other registries,"
-        " 8 unresolved; could not read 2 files"
+        "44 references to 16 Docker Hub images in 14 of 15 files read; 7 to other registries,"
+        " 15 unresolved; could not read 2 files"
     )
 
 
@@ -256,6 +257,77 @@ def test_rewrite_and_check_scripts_and_makefiles(tree: Path) -> None:
     assert after.stdout.splitlines()[-1] == (
         "7 Docker Hub references in 3 of 3 files read; could not read 0 files"
     )
+
+
+def test_discover_rewrite_and_check_infrastructure_code(tree: Path) -> None:
+    """CloudFormation (YAML with tags, JSON) and Terraform: discover's counts, --write, the
+    rewrite, then `--check` passes and the templates still load and pass cfn-lint."""
+    from cfnlint.api import lint
+
+    found = run(tree, "discover", "infra", "-o", "json")
+    assert found.returncode == 0, found.stderr
+    document = json.loads(found.stdout)
+    assert document["files"] == 3  # infra/package.json is no template: not read
+    kinds = [(e["kind"], e["line"]) for e in document["references"]]
+    assert kinds == [
+        ("terraform", 14),
+        ("terraform", 29),
+        ("terraform", 39),
+        ("terraform", 46),
+        ("cloudformation", 17),
+        ("cloudformation", 40),
+        ("cloudformation", 53),
+        ("cloudformation", 11),
+        ("cloudformation", 13),
+        ("cloudformation", 25),
+    ]
+    assert len(document["other_registries"]) == 2 and len(document["unresolved"]) == 7
+    table = run(tree, "discover", "infra")
+    assert "  infra/pipeline.yaml:43  !Ref AppImage: CloudFormation's Ref is resolved at" in (
+        table.stdout
+    )
+    assert table.stdout.splitlines()[-1] == (
+        "10 references to 7 Docker Hub images in 3 of 3 files read; 2 to other registries,"
+        " 7 unresolved; could not read 0 files"
+    )
+
+    config = tree / "images.yaml"
+    config.write_text(
+        f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\n"
+        "images:\n  - {image: python, tags: ['3.12-slim']}\n"
+    )
+    assert run(tree, "discover", "infra", "--write", str(config)).returncode == 0
+    assert run(tree, "rewrite", "--check", "infra").returncode == 1
+    done = run(tree, "rewrite", "infra", "-c", str(config), "--build-arg")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "infra/main.tf: rewrote 4 references",
+        "infra/pipeline.yaml: rewrote 3 references",
+        "infra/task.json: rewrote 3 references",  # --build-arg is for Dockerfiles only
+        "rewrote 10 references in 3 of 3 files read; 0 left as they are; could not read 0 files",
+    ]
+    check = run(tree, "rewrite", "--check", "infra")
+    assert check.returncode == 0, check.stdout
+
+    ecr = f"{HOST}/dockerhub/library"
+    pipeline = (tree / "infra" / "pipeline.yaml").read_text()
+    assert f'Image: !Sub "{ecr}/maven:3.9-eclipse-temurin-21"   # a !Sub with' in pipeline
+    resources = cfn_load(pipeline)["Resources"]
+    assert [c["Image"] for c in resources["Task"]["Properties"]["ContainerDefinitions"]][:2] == [
+        f"{ecr}/nginx:1.25",
+        {"Ref": "AppImage"},
+    ]
+    assert resources["Lint"]["Properties"]["Environment"]["Image"] == "aws/codebuild/standard:7.0"
+    task = json.loads((tree / "infra" / "task.json").read_text())  # still JSON
+    nodes = task["Resources"]["Nodes"]["Properties"]["NodeProperties"]["NodeRangeProperties"]
+    assert nodes[0]["Container"]["Image"] == f"{ecr}/python:3.12-slim"
+    for template in ("pipeline.yaml", "task.json"):
+        assert [str(m) for m in lint((tree / "infra" / template).read_text())] == []
+    terraform = (tree / "infra" / "main.tf").read_text()
+    assert f'      {{"name": "worker", "image": "{ecr}/redis:7.2", "essential": true}},' in (
+        terraform
+    )
+    assert 'image = "${var.registry}/app:1.0"' in terraform  # unresolved: left as written
 
 
 def test_rewrite_check_takes_no_other_mode(tree: Path) -> None:

@@ -1,18 +1,23 @@
-"""Pointing references at the mirror (`mirror.rewrite`) and merging found images into a
-config (`mirror.config_merge`). Pure: texts in, texts out."""
+"""Pointing references at the mirror (`mirror.rewrite`) in every kind of file, and merging
+found images into a config (`mirror.config_merge`). Pure: texts in, texts out."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from mirror.cfn_yaml import load as cfn_load
 from mirror.commands.discover import wanted_images
 from mirror.config import parse_config
 from mirror.config_merge import merge_images, short_name
 from mirror.errors import ConfigError
 from mirror.rewrite import ARG_LINE, plan_rewrite, rewritten
 from mirror.scan import Kind
+from mirror.scan_cfn import scan_manifests_and_templates, scan_template
 from mirror.scan_dockerfile import scan_dockerfile
 from mirror.scan_script import scan_makefile, scan_script
+from mirror.scan_terraform import scan_terraform
 from mirror.scan_yaml import scan_yaml
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -167,6 +172,68 @@ def test_makefile_rewrite_changes_recipes_only() -> None:
         f'\t@docker run --rm -v "$$PWD:/src" {ECR}/library/python:3.12 pytest\n'
         f"lint: ; docker pull {ECR}/bitnami/redis:7.4.1\n"
     )
+
+
+def test_cloudformation_rewrite_keeps_tags_comments_and_json() -> None:
+    """In place inside the short-form tags and JSON's quotes; `build_arg` is for Dockerfiles
+    only; the template still loads, with only the images changed."""
+    text = (
+        "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Task:\n"
+        "    Type: AWS::ECS::TaskDefinition\n    Properties:\n      ContainerDefinitions:\n"
+        "        - {Name: a, Image: !Sub 'python:3.12'}   # the app\n"
+        "        - {Name: b, Image: !Ref Other}\n"
+        '        - {Name: c, Image: "alpine:3.19"}\n'
+    )
+    found = scan_manifests_and_templates("stack.yaml", text)
+    new = rewritten(text, plan_rewrite(CONFIG, found, host=HOST, build_arg=True))
+    assert new.splitlines()[6:] == [
+        f"        - {{Name: a, Image: !Sub '{ECR}/library/python:3.12'}}   # the app",
+        "        - {Name: b, Image: !Ref Other}",
+        f'        - {{Name: c, Image: "{ECR}/library/alpine:3.19"}}',
+    ]
+    images = [
+        c["Image"] for c in cfn_load(new)["Resources"]["Task"]["Properties"]["ContainerDefinitions"]
+    ]
+    assert images == [
+        {"Fn::Sub": f"{ECR}/library/python:3.12"},
+        {"Ref": "Other"},
+        f"{ECR}/library/alpine:3.19",
+    ]
+    document = {
+        "Resources": {
+            "Job": {
+                "Type": "AWS::Batch::JobDefinition",
+                "Properties": {"ContainerProperties": {"Image": "alpine:3.19", "Vcpus": 1}},
+            }
+        }
+    }
+    text = json.dumps(document, indent="\t")
+    new = rewritten(text, plan_rewrite(CONFIG, scan_template("job.json", text), host=HOST))
+    properties = document["Resources"]["Job"]["Properties"]
+    properties["ContainerProperties"]["Image"] = f"{ECR}/library/alpine:3.19"
+    assert json.loads(new) == document and new == json.dumps(document, indent="\t")
+
+
+def test_terraform_rewrite_keeps_quotes_comments_and_heredocs() -> None:
+    text = (
+        'resource "kubernetes_pod" "p" {\n'
+        '  spec { container { image = "python:3.12" } } # keep\n}\n'
+        'resource "aws_ecs_task_definition" "t" {\n  container_definitions = <<-EOF\n'
+        '    [{"image": "alpine:3.19"}, {"image": "golang:1.22"}]\n  EOF\n}\n'
+        'resource "docker_image" "b" { name = "bitnami/redis:7.4.1" }\n'
+    )
+    found = scan_terraform("main.tf", text)
+    decisions = plan_rewrite(CONFIG, found, host=HOST, build_arg=True)
+    assert rewritten(text, decisions) == (
+        'resource "kubernetes_pod" "p" {\n'
+        f'  spec {{ container {{ image = "{ECR}/library/python:3.12" }} }} # keep\n}}\n'
+        'resource "aws_ecs_task_definition" "t" {\n  container_definitions = <<-EOF\n'
+        f'    [{{"image": "{ECR}/library/alpine:3.19"}}, {{"image": "golang:1.22"}}]\n  EOF\n}}\n'
+        f'resource "docker_image" "b" {{ name = "{ECR}/bitnami/redis:7.4.1" }}\n'
+    )
+    assert [d.reason for d in decisions if d.reason] == [
+        "library/golang is not in images.yaml; nothing mirrors it"
+    ]
 
 
 # --- merging into the config --------------------------------------------------------------

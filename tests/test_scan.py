@@ -439,6 +439,9 @@ def test_fixture_tree_every_kind() -> None:
     assert ("scripts/ci.sh", 10, "docker.io/library/busybox:1.36") in hub  # continued lines
     assert ("scripts/release", 2, "docker.io/library/golang:1.22") in hub  # by its #! line
     assert ("Makefile", 7, "docker.io/hadolint/hadolint:2.12.0") in hub
+    assert ("infra/pipeline.yaml", 40, "docker.io/library/nginx:1.25") in hub
+    assert ("infra/task.json", 11, "docker.io/library/redis:7.2") in hub
+    assert ("infra/main.tf", 46, "docker.io/library/postgres:16") in hub
     shell = [f.text for f in scanned["scripts/ci.sh"]]
     assert "python:3.11" not in shell and "quoted:1" not in shell and "heredoc:1" not in shell
     assert "k8s/settings.yaml" in scanned and scanned["k8s/settings.yaml"] == []
@@ -463,12 +466,16 @@ def test_fixture_tree_unreadable_files_are_reported_and_skipped() -> None:
         "chart/values.yaml",
         "ci/buildspec.yml",
         "compose.yaml",
+        "infra/main.tf",
+        "infra/pipeline.yaml",
+        "infra/task.json",
         "k8s/deployment.yaml",
         "k8s/settings.yaml",
         "scripts/ci.sh",
         "scripts/release",
         "worker/worker.Dockerfile",
-    ]  # bin/helper has no #! line of a shell: neither read nor reported
+    ]  # bin/helper has no #! line of a shell, infra/package.json is no template: neither
+    # read nor reported
 
 
 def test_files_that_cannot_be_read(tmp_path: Path) -> None:
