@@ -433,7 +433,7 @@ def discover_command(
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """List every Docker Hub image the files pull (Dockerfiles, compose, CI, Kubernetes, shell)."""
+    """List every Docker Hub image the files pull (Dockerfiles, compose, CI, k8s, scripts, IaC)."""
     _logging(verbose)
     from mirror.commands.discover import run_discover
 
