@@ -91,14 +91,14 @@ def read_status(
             else deployed_command == config_command(config_text),
             project_found=found,
             batches=batches,
-            builds=_builds(clients.codebuild, name, builds, batches=batches) if found else (),
+            builds=read_builds(clients.codebuild, name, builds, batches=batches) if found else (),
             published=published,
             metrics=metrics,
             alarms=_alarms(clients.cloudwatch, alarm_names),
         )
 
 
-def _builds(codebuild: Any, project: str, count: int, *, batches: bool) -> tuple[Build, ...]:
+def read_builds(codebuild: Any, project: str, count: int, *, batches: bool) -> tuple[Build, ...]:
     """The project's `count` latest builds (batch builds), newest first."""
     if batches:
         ids = codebuild.list_build_batches_for_project(

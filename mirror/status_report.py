@@ -107,9 +107,9 @@ def attention(status: JobStatus) -> list[str]:
         reasons.append(f"the last run failed {failed:g} images")
     for alarm in status.alarms:
         if alarm.state is None:
-            reasons.append(f"CloudWatch has no alarm {alarm.name}")
+            reasons.append(f"CloudWatch has no alarm {printable(alarm.name)}")
         elif alarm.state == "ALARM":
-            reasons.append(f"alarm {alarm.name} is in ALARM")
+            reasons.append(f"alarm {printable(alarm.name)} is in ALARM")
     return reasons
 
 
@@ -152,7 +152,7 @@ def lines(status: JobStatus) -> list[str]:
     elif not status.builds:
         out.append(f"{kind} of project {status.stack_name}: none yet")
     else:
-        out.append(f"last {len(status.builds)} {kind} of project {status.stack_name}:")
+        out.append(f"{kind} of project {status.stack_name}, newest first:")
         rows: list[tuple[str, ...]] = [("started", "duration", "status", "id")]
         rows += [
             (_when(b.start), _duration(b.seconds), printable(b.status), printable(b.id))
@@ -165,13 +165,14 @@ def lines(status: JobStatus) -> list[str]:
         out.append(f"last run's metrics, published {_when(status.published)}:")
         out += _table([(name, f"{value:g}") for name, value in status.metrics])
     out.append("alarms:")
-    out += _table([(a.name, a.state or "not found") for a in status.alarms] or [("none",)])
+    alarms = [(printable(a.name), printable(a.state or "not found")) for a in status.alarms]
+    out += _table(alarms or [("none",)])
     if reasons:
         out.append("needs a human:")
         out += [f"  - {reason}" for reason in reasons]
     else:
         out.append("all well")
-    return [printable(line, None) for line in out]
+    return out
 
 
 def _iso(moment: datetime | None) -> str | None:
