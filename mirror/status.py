@@ -72,9 +72,9 @@ def read_status(
         schedule = resources.get("Schedule", {}).get("Properties", {})
         deployed_command = deployed_config_command(template)
         batches = "BuildBatchConfig" in resources.get("Project", {}).get("Properties", {})
-        found = name not in clients.codebuild.batch_get_projects(names=[name]).get(
-            "projectsNotFound", []
-        )
+        # found among `projects` (moto leaves `projectsNotFound` out)
+        projects = clients.codebuild.batch_get_projects(names=[name]).get("projects", [])
+        found = any(project.get("name") == name for project in projects)
         published, metrics = _last_run(clients.cloudwatch, config.stack.name, now)
         alarm_names = [
             str(r["Properties"]["AlarmName"])

@@ -97,6 +97,24 @@ def test_nothing_deployed_is_one_line_saying_how_to_deploy(mirror: Mirror) -> No
     assert answer["stack"]["status"] is None and answer["exit_code"] == 1
 
 
+def test_a_project_and_alarms_cloudwatch_lacks_are_named(mirror: Mirror) -> None:
+    """As moto's CloudFormation leaves the stack: no CodeBuild project, no alarms."""
+    configure(mirror)
+    assert mirror.run("deploy-schedule", "-c", str(mirror.config_path)).code == 0
+    text = mirror.config_path.read_text()
+    resources = render(parse_config(text, "images.yaml"), text)["Resources"]
+    alarms = [r["Properties"]["AlarmName"] for r in resources.values() if "AlarmName" in str(r)]
+    code, out, err = status(mirror, "-o", "json")
+    assert code == 1, err
+    answer = json.loads(out)
+    assert answer["project_found"] is False and answer["builds"] == []
+    assert answer["attention"] == [
+        f"CodeBuild has no project {JOB}",
+        "no run reported its metrics in the last 25 hours",
+        *(f"CloudWatch has no alarm {name}" for name in alarms),
+    ]
+
+
 def test_a_night_that_worked_is_all_well_until_an_alarm_goes_off(mirror: Mirror) -> None:
     configure(mirror)
     assert mirror.run("deploy-schedule", "-c", str(mirror.config_path)).code == 0
