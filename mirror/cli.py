@@ -387,8 +387,7 @@ def status_command(
     ] = 5,
     verbose: VerboseOption = False,
 ) -> None:
-    """Show the scheduled job: its stack, last builds, last run's metrics, alarms; exit 1
-    when something needs a human."""
+    """The scheduled job: stack, last builds, last run's metrics, alarms; exit 1 if amiss."""
     _logging(verbose)
     from mirror.commands.status import run_status
 

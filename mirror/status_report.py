@@ -124,6 +124,11 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
 
 
+def _number(value: float) -> str:
+    """A count or a byte count whole (1051560, not 1.05156e+06); seconds as sent."""
+    return str(int(value)) if value.is_integer() else f"{value:.3f}".rstrip("0")
+
+
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -163,7 +168,7 @@ def lines(status: JobStatus) -> list[str]:
         out.append("last run's metrics: none published")
     else:
         out.append(f"last run's metrics, published {_when(status.published)}:")
-        out += _table([(name, f"{value:g}") for name, value in status.metrics])
+        out += _table([(name, _number(value)) for name, value in status.metrics])
     out.append("alarms:")
     alarms = [(printable(a.name), printable(a.state or "not found")) for a in status.alarms]
     out += _table(alarms or [("none",)])
