@@ -157,7 +157,6 @@ def test_a_night_that_worked_is_all_well_until_an_alarm_goes_off(mirror: Mirror)
     code, out, err = status(mirror)
     assert code == 1, err
     assert out.endswith(f"needs a human:\n  - alarm {alarms['FailedBuildAlarm']} is in ALARM\n")
-    assert "--builds" not in err  # no usage error: the exit code is the verdict
 
 
 def test_a_config_edited_since_the_deploy_needs_a_human(mirror: Mirror) -> None:
@@ -185,6 +184,18 @@ def test_a_bad_builds_count_is_a_usage_error_before_aws(mirror: Mirror, builds: 
     code, out, err = status(mirror, "--builds", builds)
     assert code == 2 and out == ""
     assert "--builds" in err
+
+
+def test_a_bad_config_is_one_line_and_exit_2_before_aws(mirror: Mirror) -> None:
+    configure(mirror)
+    with mirror.config_path.open("a") as config:
+        config.write("schedule:\n  shards: 0\n")
+    # AWS unreachable: a call made before the config is checked would fail otherwise (exit 1)
+    nowhere = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    run = mirror.run("status", "-c", str(mirror.config_path), env=nowhere)
+    assert run.code == 2 and run.stdout == "", run
+    assert run.stderr.startswith("mirror: error: ") and "schedule.shards" in run.stderr
+    assert len(run.stderr.splitlines()) == 1
 
 
 def test_status_reads_every_metric_a_sync_publishes() -> None:
