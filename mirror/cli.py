@@ -376,6 +376,24 @@ def delete_schedule_command(
     raise typer.Exit(run_delete_schedule(config, yes=yes, interactive=sys.stdin.isatty(), ask=_ask))
 
 
+@app.command("status", epilog="Example: mirror status --builds 10 -o json")
+def status_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Report format on stdout.")
+    ] = OutputFormat.table,
+    builds: Annotated[
+        int, typer.Option("--builds", min=1, max=100, help="How many of the latest builds.")
+    ] = 5,
+    verbose: VerboseOption = False,
+) -> None:
+    """The scheduled job: stack, last builds, last run's metrics, alarms; exit 1 if amiss."""
+    _logging(verbose)
+    from mirror.commands.status import run_status
+
+    raise typer.Exit(run_status(config, output=output.value, builds=builds))
+
+
 @app.command("login", epilog="Example: mirror login --config-only")
 def login_command(
     config: ConfigOption = DEFAULT_CONFIG_PATH,

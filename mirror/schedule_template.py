@@ -78,13 +78,7 @@ def buildspec(config: Config, config_text: str) -> str:
             "runtime-versions": {"python": "3.12"},
             "commands": [f"pip install --no-cache-dir '{config.schedule.pip}'"],
         }
-    text = config_text if config_text.endswith("\n") else config_text + "\n"
-    phases["build"] = {
-        "commands": [
-            f"cat > {CONFIG_FILE} <<'{HEREDOC_END}'\n{text}{HEREDOC_END}\n",
-            f"{sync} || test $? -eq 3",
-        ]
-    }
+    phases["build"] = {"commands": [config_command(config_text), f"{sync} || test $? -eq 3"]}
     spec: dict[str, Any] = {"version": 0.2}
     if shards > 1:
         spec["batch"] = {
@@ -99,6 +93,28 @@ def buildspec(config: Config, config_text: str) -> str:
         }
     spec["phases"] = phases
     return yaml.dump(spec, Dumper=_BuildspecDumper, sort_keys=False, width=10_000)
+
+
+def config_command(config_text: str) -> str:
+    """The buildspec's command that writes the config inline: a quoted here-document."""
+    text = config_text if config_text.endswith("\n") else config_text + "\n"
+    return f"cat > {CONFIG_FILE} <<'{HEREDOC_END}'\n{text}{HEREDOC_END}\n"
+
+
+def deployed_config_command(template: dict[str, Any]) -> str | None:
+    """The command of a deployed template's buildspec that writes the config (compare it with
+    `config_command` of a config's text); None when the template has no such command."""
+    project = template.get("Resources", {}).get("Project", {})
+    spec = project.get("Properties", {}).get("Source", {}).get("BuildSpec")
+    if not isinstance(spec, str):
+        return None
+    try:
+        commands = yaml.safe_load(spec)["phases"]["build"]["commands"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    start = f"cat > {CONFIG_FILE} <<'{HEREDOC_END}'\n"
+    found = [c for c in commands if isinstance(c, str) and c.startswith(start)]
+    return found[0] if found else None
 
 
 class _BuildspecDumper(yaml.SafeDumper):

@@ -3,11 +3,12 @@
     cli, __main__                         the command line
     commands.*                            a function per command
     sync, survey, report, over_time,      a run: plan, copy, report, backups and pruning,
-      metrics, codebase                   metrics; a codebase walked
+      metrics, codebase, status           metrics; a codebase walked; the job's status read
     engine, copy, blobs, engine_docker,   the copy engines, the stacks
       docker_sdk, docker_copier, stack*
     budget, plan, template*, schedule_*,  pure decisions over what the registries said,
-      uri, rewrite, ledger                and the templates
+      uri, rewrite, ledger,               the templates, and what the job's status means
+      status_report
     registry.*, registries, ecr, aws,     talking to registries, AWS and credential stores
       credentials, credential_helpers,
       docker_config
@@ -71,6 +72,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "template",
             "schedule_policy",
             "schedule_template",
+            "status_report",
             "template_access",
             "rewrite",
             "uri",
@@ -78,7 +80,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("engines", ("engine", "copy", "blobs", "engine_docker*", "docker_*", "stack", "stack.*")),
-    ("a run", ("sync", "survey", "report", "over_time", "untag", "metrics", "codebase")),
+    (
+        "a run",
+        ("sync", "survey", "report", "over_time", "untag", "metrics", "codebase", "status"),
+    ),
     ("commands", ("commands", "commands.*")),
     ("command line", ("cli", "__main__")),
 ]

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from mirror.stack import DeletePlan
 
 
-def _load(config_path: Path) -> tuple[Config, str]:
+def load_with_text(config_path: Path) -> tuple[Config, str]:
+    """The config and its text, read once: validated from the text that is deployed."""
     text = read_text(config_path)
     return parse_config(text, str(config_path)), text
 
@@ -28,7 +29,7 @@ def _load(config_path: Path) -> tuple[Config, str]:
 def run_schedule_template(config_path: Path, out: TextIO = sys.stdout) -> int:
     from mirror.schedule_template import render_yaml
 
-    config, text = _load(config_path)
+    config, text = load_with_text(config_path)
     out.write(render_yaml(config, text))
     return 0
 
@@ -36,7 +37,7 @@ def run_schedule_template(config_path: Path, out: TextIO = sys.stdout) -> int:
 def run_deploy_schedule(config_path: Path, *, dry_run: bool, out: TextIO = sys.stdout) -> int:
     from mirror.stack.schedule import deploy_schedule
 
-    config, text = _load(config_path)
+    config, text = load_with_text(config_path)
     outcome = deploy_schedule(config, text, dry_run=dry_run, progress=say)
     write_report(outcome.summary(), *outcome.rows(), out=out)
     return 0
@@ -54,7 +55,7 @@ def run_delete_schedule(
     from mirror.schedule_policy import log_group_name
     from mirror.stack.delete import delete_schedule
 
-    config, _ = _load(config_path)
+    config, _ = load_with_text(config_path)
 
     def shown(plan: DeletePlan) -> list[str]:
         topic = any(kind == "AWS::SNS::Topic" for _, kind in plan.resources)
