@@ -321,6 +321,21 @@ def test_selectors_read_every_page_of_the_tags_list(mirror: Mirror) -> None:
     assert pulls(world) == 0
 
 
+def test_latest_keeps_every_tag_of_the_newest_versions(mirror: Mirror) -> None:
+    """The README's node entry: `latest: 2` over Docker Hub's node tags is the two newest
+    versions (22.2 and 22.1), each under both of its names, not two names of 22.2."""
+    mirror.config([{"image": "node", "tags": {"semver": ">=20,<23", "latest": 2}}])
+    run = mirror.sync("--dry-run")
+    assert run.code == 0, run
+    assert set(actions(run.report)) == {
+        "library/node:22.2",
+        "library/node:22.2.0",
+        "library/node:22.1",
+        "library/node:22.1.0",
+    }
+    assert pulls(mirror.world) == 0
+
+
 def test_a_selector_that_matches_nothing_is_missing(mirror: Mirror) -> None:
     mirror.config([BUSYBOX, {"image": "node", "tags": {"semver": ">=99"}}])
     run = mirror.sync()
