@@ -4,7 +4,8 @@ Pure functions. Docker tags are not semver: `3.12-slim`, `v1.2`, `7.4.1-debian-1
 occur. A tag's version is its leading dotted number (`3.12-slim` -> 3.12). Without `match:`
 only plain version tags (`7.4.1`, `v2`) take part in `semver:` and `latest:`, so that
 `latest: 3` does not mix `3.12` with `3.12-alpine`; with `match:` every matching tag with a
-leading version does, which is how to pick a variant (`match: '-slim$'`).
+leading version does, which is how to pick a variant (`match: '-slim$'`). `latest: N` keeps
+every tag of the N highest versions: `22.2` and `22.2.0` are one version.
 
 Ranges use PEP 440 specifier syntax through `packaging` (`>=3.12,<3.14`, `~=7.4`, `==7.*`).
 """
@@ -82,8 +83,9 @@ def select_tags(tags: Iterable[str], selector: Selector) -> list[str]:
         key=lambda t: versions[t] or Version("0"),
         reverse=True,
     )
-    unversioned = [t for t in candidates if versions[t] is None]
-    ordered = versioned + unversioned
     if selector.latest is not None:
-        ordered = ordered[: selector.latest]
-    return ordered
+        # N versions, not N tags: `22.2` and `22.2.0` name one version (and, on Docker Hub,
+        # one image), so both are kept and count once
+        newest = sorted({v for t in versioned if (v := versions[t]) is not None}, reverse=True)
+        return [t for t in versioned if versions[t] in newest[: selector.latest]]
+    return versioned + [t for t in candidates if versions[t] is None]

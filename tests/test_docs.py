@@ -11,11 +11,14 @@ Generic by design: it reads every page, so a page added later is guarded too.
   section other than `version`, or is a list of `image:` entries; each key path is checked
   against the pydantic models of mirror/config_schema.py.
 - `mirror <command> --help` ends with an example, itself a valid command line.
+- Links: every relative link goes to a file that exists, and every `#anchor` to a heading of
+  its page (GitHub's slugs).
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import shlex
@@ -30,6 +33,7 @@ import pytest
 import typer.main
 import yaml
 from jsonschema import Draft202012Validator
+from markdown_it import MarkdownIt
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
@@ -373,3 +377,67 @@ def test_every_json_report_in_the_docs_is_valid_by_the_schema() -> None:
     assert len(reports) >= 3, reports
     for report in reports:
         check_report_shape(report)
+
+
+MARKDOWN = MarkdownIt("commonmark").enable("table")
+
+
+def heading_anchor(text: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but `-` and `_` dropped, spaces to
+    `-`. Written here because GitHub publishes the rule, not a library."""
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchor of every heading of a page; a repeated heading gets `-1`, `-2`, ..."""
+    tokens = MARKDOWN.parse(page.read_text())
+    counts: dict[str, int] = {}
+    found = set()
+    for opening, inline in itertools.pairwise(tokens):
+        if opening.type == "heading_open":
+            parts = [c.content for c in inline.children or [] if c.type in ("text", "code_inline")]
+            anchor = heading_anchor("".join(parts))
+            found.add(f"{anchor}-{counts[anchor]}" if anchor in counts else anchor)
+            counts[anchor] = counts.get(anchor, 0) + 1
+    return found
+
+
+def links(page: Path) -> Iterator[Mention]:
+    """Every relative link of a page (a URL with a scheme is not checked: no network)."""
+    for token in MARKDOWN.parse(page.read_text()):
+        for child in token.children or []:
+            href = str(child.attrs.get("href", "")) if child.type == "link_open" else ""
+            if href and not re.match(r"[a-z][a-z+.-]*:", href):
+                yield Mention(_name(page), (token.map or [0])[0] + 1, href)
+
+
+def broken_links(page: Path) -> list[str]:
+    wrong = []
+    for link in links(page):
+        path, _, anchor = link.text.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            wrong.append(f"{link}: no file {path}")
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
+            wrong.append(f"{link}: no heading #{anchor} in {target.name}")
+    return wrong
+
+
+def test_every_relative_link_and_anchor_goes_somewhere() -> None:
+    assert sum(1 for page in PAGES for link in links(page) if "#" in link.text) > 20
+    wrong = [problem for page in PAGES for problem in broken_links(page)]
+    assert not wrong, "links that go nowhere:\n" + "\n".join(wrong)
+
+
+def test_the_link_check_catches_a_missing_file_and_anchor(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text(
+        "# Other\n\n## The `mirror uri` page: a heading\n\n## Again\n\n## Again\n"
+    )
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md#the-mirror-uri-page-a-heading) [ok](other.md#again-1) [ok](#top)\n"
+        "[bad](missing.md) [bad](other.md#again-2) [web](https://example.com/x#y)\n\n# Top\n"
+    )
+    wrong = broken_links(page)
+    assert len(wrong) == 2, wrong
+    assert "no file missing.md" in wrong[0] and "no heading #again-2" in wrong[1]

@@ -296,19 +296,23 @@ def small_pages(mirror: Mirror) -> None:
     mirror.world.hub_front.page_size = 5  # the world's reset restores it
 
 
-@pytest.mark.usefixtures("small_pages")
-def test_selectors_read_every_page_of_the_tags_list(mirror: Mirror) -> None:
-    world = mirror.world
-    mirror.config(
-        [
-            {"image": "node", "tags": {"match": r"^2[02]\.\d+\.\d+$", "latest": 3}},
-            {"image": "python", "tags": {"match": "-slim$", "semver": ">=3.13"}},
-            REDIS_AMD64,
-        ]
-    )
+def planned(mirror: Mirror, entries: list[dict[str, Any]]) -> set[str]:
+    """The tags a dry run of these entries would copy; a dry run spends no pull."""
+    mirror.config(entries)
     run = mirror.sync("--dry-run")
     assert run.code == 0, run
-    assert set(actions(run.report)) == {
+    assert pulls(mirror.world) == 0
+    return set(actions(run.report))
+
+
+@pytest.mark.usefixtures("small_pages")
+def test_selectors_read_every_page_of_the_tags_list(mirror: Mirror) -> None:
+    entries = [
+        {"image": "node", "tags": {"match": r"^2[02]\.\d+\.\d+$", "latest": 3}},
+        {"image": "python", "tags": {"match": "-slim$", "semver": ">=3.13"}},
+        REDIS_AMD64,
+    ]
+    assert planned(mirror, entries) == {
         "library/node:22.2.0",
         "library/node:22.1.0",
         "library/node:20.12.2",
@@ -317,8 +321,19 @@ def test_selectors_read_every_page_of_the_tags_list(mirror: Mirror) -> None:
         "bitnami/redis:7.4.1",
     }
     # node's 27 tags came in pages of 5 (the last tag, `lts-alpine`, is on the sixth)
-    assert world.hub_front.counters.get("tags_list", "library/node") == 6
-    assert pulls(world) == 0
+    assert mirror.world.hub_front.counters.get("tags_list", "library/node") == 6
+
+
+def test_latest_keeps_every_tag_of_the_newest_versions(mirror: Mirror) -> None:
+    """The README's node entry: `latest: 2` over Docker Hub's node tags is the two newest
+    versions (22.2 and 22.1), each under both of its names, not two names of 22.2."""
+    entries = [{"image": "node", "tags": {"semver": ">=20,<23", "latest": 2}}]
+    assert planned(mirror, entries) == {
+        "library/node:22.2",
+        "library/node:22.2.0",
+        "library/node:22.1",
+        "library/node:22.1.0",
+    }
 
 
 def test_a_selector_that_matches_nothing_is_missing(mirror: Mirror) -> None:

@@ -58,6 +58,19 @@ def test_select_tags(selector: TagSelector, expected: list[str]) -> None:
     assert select_tags(TAGS, selector) == expected
 
 
+def test_latest_counts_versions_not_tags() -> None:
+    """Docker Hub names one release many ways (`22.2`, `22.2.0`): `latest: 2` keeps the two
+    newest versions, with every tag of each, not two names of the newest."""
+    tags = ["20", "22.1", "22.1.0", "22.2", "22.2.0", "22.2.0-slim"]
+    assert select_tags(tags, sel(semver=">=20,<23", latest=2)) == [
+        "22.2",
+        "22.2.0",
+        "22.1",
+        "22.1.0",
+    ]
+    assert select_tags(tags, sel(match="^22", latest=1)) == ["22.2", "22.2.0", "22.2.0-slim"]
+
+
 def test_tag_version() -> None:
     assert str(tag_version("3.12-slim", plain_only=False)) == "3.12"
     assert tag_version("3.12-slim", plain_only=True) is None
