@@ -453,3 +453,42 @@ def test_the_build_role_grants_every_aws_call_the_job_makes(
     policy = build_policy(load_config(path))
     granted = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert made - granted == set()
+
+
+def test_a_job_image_missing_from_ecr_is_a_warning_before_the_first_night(
+    aws: Moto, tmp_path: Path
+) -> None:
+    """The stack deploys without its image, but every run would fail: say so now."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({"image": "tools/mirror:1.2"}))
+    ecr = aws.client("ecr")
+
+    def warnings() -> list[str]:
+        result = mirror("deploy-schedule", "-c", str(path), "--dry-run", env=aws.env)
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stderr.splitlines() if "warning" in line]
+
+    cure = "every run fails until it is pushed (docs/schedule.md), or set schedule.pip"
+    assert warnings() == [
+        "mirror: warning: schedule.image tools/mirror:1.2 is not in ECR in us-east-1"
+        f" (no repository tools/mirror): {cure}"
+    ]
+    ecr.create_repository(repositoryName="tools/mirror")
+    assert warnings() == [
+        "mirror: warning: schedule.image tools/mirror:1.2 is not in ECR in us-east-1"
+        f" (no tag tools/mirror:1.2): {cure}"
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "sha256:" + "0" * 64,
+            "size": 2,
+        },
+        "layers": [],
+    }
+    ecr.put_image(repositoryName="tools/mirror", imageManifest=json.dumps(manifest), imageTag="1.2")
+    assert warnings() == []
+    path.write_text(config_text({"pip": "mirror==0.1.0"}))  # pip: no image to look for
+    assert warnings() == []

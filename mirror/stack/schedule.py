@@ -10,16 +10,23 @@ repositories needs (repositories outside the stack, images counted, retained rep
 3. A stack whose deployed template equals the rendered one is up to date (no change set).
 4. Otherwise an UPDATE change set (CAPABILITY_IAM: the stack holds two roles), shown, then
    executed unless it is a dry run (then deleted).
+
+Before any of it, the job's own image (`schedule.image`, unless it installs with `pip`) is
+looked up in ECR: the stack does not need it to deploy, but every night's run fails without
+it, so a missing image is a warning now rather than a failed build tomorrow.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import ClientError
 
 from mirror.config import Config
 from mirror.errors import ConfigError, StackError
-from mirror.schedule_policy import stack_name
+from mirror.schedule_policy import stack_name, tool_image
 from mirror.schedule_template import render, render_yaml, size_problem
 from mirror.stack.calls import (
     AwsClients,
@@ -40,8 +47,29 @@ from mirror.stack.plan import (
     template_matches,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
+
 CAPABILITIES: tuple[Literal["CAPABILITY_IAM"]] = ("CAPABILITY_IAM",)
 COMMAND = "mirror deploy-schedule"
+_ABSENT = {"RepositoryNotFoundException": "no repository", "ImageNotFoundException": "no tag"}
+
+log = logging.getLogger("mirror.stack")
+
+
+def missing_tool_image(ecr: ECRClient, image: str) -> str | None:
+    """Why the job's image `repository[:tag]` is not in this account's ECR, or None when it
+    is there (or ECR cannot say: no permission to look is no reason to stop a deploy)."""
+    repository, _, tag = image.partition(":")
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}])
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code not in _ABSENT:
+            log.debug("looking for the job's image %s: %s", image, code)
+            return None
+        return f"{_ABSENT[code]} {repository if code.startswith('Repository') else image}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,16 @@ def deploy_schedule(
         clients = aws or AwsClients.for_config(config)
         cf, region = clients.cloudformation, clients.region
         events = StackEvents(cf, name, {}, progress)
+        image = tool_image(config)
+        absent = missing_tool_image(clients.ecr, image) if image else None
+        if absent is not None:
+            log.warning(
+                "mirror: warning: schedule.image %s is not in ECR in %s (%s): every run fails"
+                " until it is pushed (docs/schedule.md), or set schedule.pip",
+                image,
+                region,
+                absent,
+            )
 
         def outcome(
             result: StackResult, changes: tuple[RepositoryChange, ...] = ()
