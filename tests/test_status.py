@@ -28,7 +28,7 @@ import yaml
 from botocore.stub import Stubber
 
 from mirror.config import parse_config
-from mirror.metrics import run_metrics
+from mirror.metrics import DIMENSION, NAMESPACE, run_metrics
 from mirror.registry.answers import RateLimit
 from mirror.schedule_template import render
 from mirror.status import read_builds
@@ -176,6 +176,38 @@ def test_a_config_edited_since_the_deploy_needs_a_human(mirror: Mirror) -> None:
         "no run reported its metrics in the last 25 hours",
     ]
     assert answer["project_found"] and answer["builds"] == []  # no build yet: not a failure
+
+
+def test_a_weekly_run_inside_its_missed_run_window_is_found(mirror: Mirror) -> None:
+    """A weekly job (`missed_run_hours: 168`) whose last run was four days ago: its metrics
+    are looked for as far back as its window, not only the last three days."""
+    mirror.config(IMAGES)
+    schedule = {"expression": "cron(0 3 ? * SUN *)", "alarms": {"missed_run_hours": 168}}
+    path = mirror.world.write_config(
+        mirror.config_path, IMAGES, stack={"name": STACK}, schedule=schedule
+    )
+    assert mirror.run("deploy-schedule", "-c", str(path)).code == 0
+    create_what_moto_skips(mirror)
+    assert mirror.world.moto is not None
+    four_days_ago = datetime.now(UTC) - timedelta(days=4)  # 68 hours inside the window
+    mirror.world.moto.client("cloudwatch").put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": DIMENSION, "Value": STACK}],
+                "Timestamp": four_days_ago,
+                "Value": 0.0 if name == "Failed" else 1.0,
+            }
+            for name, _ in RUN_METRICS
+        ],
+    )
+
+    code, out, err = status(mirror, "-o", "json")
+    answer = json.loads(out)
+    assert answer["last_run"] is not None, answer
+    assert answer["last_run"]["metrics"]["Copied"] == 1.0
+    assert answer["attention"] == [] and code == 0, err
 
 
 @pytest.mark.parametrize("builds", ["0", "101", "many"])
