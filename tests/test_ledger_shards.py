@@ -266,6 +266,32 @@ def test_an_unreadable_ledger_is_said_once_prunes_nothing_and_is_written_anew(
     assert "old" in ecr_tags(world, IMAGE)
 
 
+def test_an_unreadable_ledger_is_written_anew_by_a_run_that_wrote_no_tag(
+    fresh_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A nightly run where all is up to date writes no tag: the warning's "written anew"
+    holds for it too, so the next run reads a ledger again (and may prune by it)."""
+    world = fresh_world
+    seed(world, tmp_path, ["old", "new"])
+    with registry(world) as target:
+        image_manifest, _ = target.get_manifest(REPOSITORY, "old")
+        target.put_manifest(REPOSITORY, LEDGER_TAG, image_manifest)  # not a ledger
+        for run in (over_time(target, A_CLOCK), over_time(target, B_CLOCK)):
+            with caplog.at_level(logging.WARNING, logger="mirror.sync"):
+                pruned = run.settle(
+                    [pruning_entry(["new"])],
+                    {REPOSITORY: frozenset({"new"})},
+                    prune=True,
+                    dry_run=False,
+                    owns=any_tag,
+                )
+            assert pruned == []
+    warnings = [r.getMessage() for r in caplog.records if "written anew" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # the first run's; the second read a ledger
+    assert ledger_of(world, REPOSITORY) == {}
+    assert "old" in ecr_tags(world, IMAGE)  # recorded in no ledger: not the tool's to prune
+
+
 def settle_while_undone(
     world: World, tmp_path: Path, clobbers: int
 ) -> tuple[list[Pruned], int, Ledger, Ledger, Ledger]:
