@@ -492,3 +492,20 @@ def test_a_job_image_missing_from_ecr_is_a_warning_before_the_first_night(
     assert warnings() == []
     path.write_text(config_text({"pip": "mirror==0.1.0"}))  # pip: no image to look for
     assert warnings() == []
+
+
+def test_a_job_image_without_a_tag_is_looked_for_and_named_as_latest(
+    aws: Moto, tmp_path: Path
+) -> None:
+    """`image: tools/untagged` is pulled as `:latest` by CodeBuild: the warning names what is
+    missing, the tag `latest`, not the bare name."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({"image": "tools/untagged"}))
+    aws.client("ecr").create_repository(repositoryName="tools/untagged")
+    result = mirror("deploy-schedule", "-c", str(path), "--dry-run", env=aws.env)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "warning" in line] == [
+        "mirror: warning: schedule.image tools/untagged is not in ECR in us-east-1"
+        " (no tag tools/untagged:latest): every run fails until it is pushed"
+        " (docs/schedule.md), or set schedule.pip"
+    ]

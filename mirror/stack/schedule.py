@@ -61,14 +61,16 @@ def missing_tool_image(ecr: ECRClient, image: str) -> str | None:
     """Why the job's image `repository[:tag]` is not in this account's ECR, or None when it
     is there (or ECR cannot say: no permission to look is no reason to stop a deploy)."""
     repository, _, tag = image.partition(":")
+    tag = tag or "latest"  # as the build pulls a name without one
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}])
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code not in _ABSENT:
             log.debug("looking for the job's image %s: %s", image, code)
             return None
-        return f"{_ABSENT[code]} {repository if code.startswith('Repository') else image}"
+        absent = repository if code.startswith("Repository") else f"{repository}:{tag}"
+        return f"{_ABSENT[code]} {absent}"
     return None
 
 
