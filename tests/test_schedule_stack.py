@@ -509,3 +509,27 @@ def test_a_job_image_without_a_tag_is_looked_for_and_named_as_latest(
         " (no tag tools/untagged:latest): every run fails until it is pushed"
         " (docs/schedule.md), or set schedule.pip"
     ]
+
+
+@pytest.mark.parametrize("taken", ["ecr-mirror", "ecr-mirror-2"])
+def test_a_schedule_stack_named_as_a_repository_stack_is_refused_before_aws(
+    aws: Moto, tmp_path: Path, taken: str
+) -> None:
+    """`schedule.stack_name` set to `stack.name` (or a name of its set) would have
+    deploy-schedule update the stack of repositories with the job's template, taking every
+    repository out of it: one line, exit 2, and the repository stack stays as it was."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({}))
+    assert mirror("ensure-repo", "-c", str(path), env=aws.env).returncode == 0
+    cf = aws.client("cloudformation")
+    before = cf.get_template(StackName="ecr-mirror")["TemplateBody"]
+    path.write_text(config_text({"stack_name": taken}))
+    for args in (["deploy-schedule"], ["deploy-schedule", "--dry-run"]):
+        result = mirror(*args, "-c", str(path), env=aws.env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"mirror: error: {path}: schedule.stack_name {taken!r} is a name of the stacks of"
+            " repositories (stack.name 'ecr-mirror'): give the job's stack another name"
+        ]
+    assert cf.get_template(StackName="ecr-mirror")["TemplateBody"] == before
+    assert [s["StackName"] for s in cf.list_stacks()["StackSummaries"]] == ["ecr-mirror"]

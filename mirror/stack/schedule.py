@@ -46,6 +46,7 @@ from mirror.stack.plan import (
     repository_changes,
     template_matches,
 )
+from mirror.stack.split import member_index
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -137,10 +138,17 @@ def deploy_schedule(
 ) -> ScheduleOutcome:
     """Create or update the schedule stack; `config_text` is the config as deployed inline.
 
-    Raises ConfigError for a template too large (before any AWS call), StackError when
-    CloudFormation refuses or fails, CredentialsError when there are no AWS credentials.
+    Raises ConfigError for a template too large or a stack name that is one of the
+    repository stacks' (before any AWS call: the update would take every repository out of
+    that stack), StackError when CloudFormation refuses or fails, CredentialsError when there
+    are no AWS credentials.
     """
     name = stack_name(config)
+    if member_index(config.stack.name, name) is not None:
+        raise ConfigError(
+            f"{config.path}: schedule.stack_name {name!r} is a name of the stacks of"
+            f" repositories (stack.name {config.stack.name!r}): give the job's stack another name"
+        )
     body = render_yaml(config, config_text)
     problem = size_problem(body)
     if problem is not None:
