@@ -533,3 +533,13 @@ def test_a_schedule_stack_named_as_a_repository_stack_is_refused_before_aws(
         ]
     assert cf.get_template(StackName="ecr-mirror")["TemplateBody"] == before
     assert [s["StackName"] for s in cf.list_stacks()["StackSummaries"]] == ["ecr-mirror"]
+
+
+def test_the_default_job_name_of_a_128_character_stack_name_is_refused_as_taken() -> None:
+    """`<stack.name>-schedule` is cut to CloudFormation's 128 characters: for a stack.name of
+    128, that is stack.name itself. Refused before any AWS call (no clients are given)."""
+    text = config_text({}).replace("name: ecr-mirror", "name: " + "m" * 128)
+    config = parse_config(text, "images.yaml")
+    assert stack_name(config) == config.stack.name
+    with pytest.raises(ConfigError, match="is a name of the stacks of repositories"):
+        deploy_schedule(config, text, aws=None)
