@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -543,3 +545,48 @@ def test_the_default_job_name_of_a_128_character_stack_name_is_refused_as_taken(
     assert stack_name(config) == config.stack.name
     with pytest.raises(ConfigError, match="is a name of the stacks of repositories"):
         deploy_schedule(config, text, aws=None)
+
+
+class _NotAws(http.server.BaseHTTPRequestHandler):
+    """A proxy's page where AWS was expected: 200, HTML."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        page = b"<!doctype html><html><title>sign in to the proxy</title></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["deploy-schedule", "--dry-run"], ["ensure-repo", "--dry-run"]]
+)
+def test_an_answer_that_is_not_aws_is_one_line_and_no_internal_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """An endpoint that answers what the SDK cannot parse (a proxy's page) is the AWS call's
+    failure, said in one line, not a bug of mirror's ("internal error ... please report")."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({}))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAws)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }
+        result = mirror(*command, "-c", str(path), env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("mirror: ")]
+    assert line.startswith("mirror: error: stack ecr-mirror"), line
+    assert "an answer that is not AWS's" in line and "internal error" not in line
