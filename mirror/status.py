@@ -112,9 +112,9 @@ def read_builds(codebuild: Any, project: str, count: int, *, batches: bool) -> t
         found = codebuild.batch_get_build_batches(ids=ids)["buildBatches"] if ids else []
         status_key = "buildBatchStatus"
     else:
-        ids = codebuild.list_builds_for_project(projectName=project, sortOrder="DESCENDING")["ids"][
-            :count
-        ]
+        # newest first by default; with a sortOrder, CodeBuild refuses a project of more than
+        # 100 builds (its API reference), which a nightly job has after four months
+        ids = codebuild.list_builds_for_project(projectName=project)["ids"][:count]
         found = codebuild.batch_get_builds(ids=ids)["builds"] if ids else []
         status_key = "buildStatus"
     builds = [

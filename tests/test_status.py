@@ -298,3 +298,32 @@ def test_a_sharded_job_shows_its_batch_builds_newest_first() -> None:
         builds = read_builds(codebuild, "p", 2, batches=True)
         stub.assert_no_pending_responses()
     assert [(b.id, b.status) for b in builds] == [("p:b2", "FAILED"), ("p:b1", "SUCCEEDED")]
+
+
+def test_a_project_of_more_than_100_builds_is_listed_without_a_sort_order() -> None:
+    """CodeBuild refuses ListBuildsForProject with a sortOrder once a project has more than
+    100 builds (its API reference), about four months of nights; its default order is
+    already newest first. moto does not refuse: the call is checked with botocore's Stubber,
+    which fails on any parameter other than those expected."""
+    codebuild = boto3.client(
+        "codebuild", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    numbers = range(120, 20, -1)  # the first page of a project's 120 builds, newest first
+    ids = [f"p:{n}" for n in numbers]
+    started = {f"p:{n}": NOW - timedelta(days=120 - n) for n in numbers}
+    with Stubber(codebuild) as stub:
+        stub.add_response(
+            "list_builds_for_project", {"ids": ids, "nextToken": "more"}, {"projectName": "p"}
+        )
+        stub.add_response(
+            "batch_get_builds",
+            {
+                "builds": [
+                    {"id": i, "buildStatus": "SUCCEEDED", "startTime": started[i]} for i in ids[:2]
+                ]
+            },
+            {"ids": ids[:2]},
+        )
+        builds = read_builds(codebuild, "p", 2, batches=False)
+        stub.assert_no_pending_responses()
+    assert [b.id for b in builds] == ["p:120", "p:119"]
