@@ -163,6 +163,7 @@ class OverTime:
         # the ledger before the tag list: a record read names a tag written before the
         # listing, so a tag the listing lacks was deleted since, not yet to be written
         stored = self._read(repository)
+        unreadable = stored is None
         if stored is None:  # unreadable: prune nothing by it, and start it afresh
             stored, wants_pruning = {}, False
         present = set(self._retry.call(lambda: self._target.list_tags(repository)))
@@ -194,22 +195,23 @@ class OverTime:
                 if t in deleted or (t not in present and owns(image, t))
             },
         )
-        if change.applied_to(stored) != stored:
+        if unreadable or change.applied_to(stored) != stored:
             self._merge(repository, change)
         return gone
 
     def _merge(self, repository: str, change: Change) -> None:
         """Write `change` into the ledger as it is right before the PUT (other runs' records
         stay), then read it again: another run's write that landed in between without this
-        run's records is merged into once more, a bounded number of times."""
-        current = self._read(repository, warn=False) or {}  # unreadable: written anew
+        run's records is merged into once more, a bounded number of times. An unreadable
+        ledger is written anew, even by a change that sets and removes nothing."""
+        current = self._read(repository, warn=False)
         for _ in range(_MERGE_TRIES):
-            merged = change.applied_to(current)
+            merged = change.applied_to(current or {})
             if merged == current:
                 return
             self._write(repository, merged)
-            current = self._read(repository, warn=False) or {}
-        if change.applied_to(current) != current:
+            current = self._read(repository, warn=False)
+        if current is None or change.applied_to(current) != current:
             raise MirrorError(
                 f"other runs overwrote the ledger {_MERGE_TRIES} times in a row; "
                 "this run's records are not in it"

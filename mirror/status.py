@@ -23,7 +23,10 @@ from mirror.stack.calls import aws_errors, deployed_template, describe_stack
 from mirror.status_report import RUN_METRICS, Alarm, Build, JobStatus
 from mirror.template import load_template
 
-METRICS_LOOKBACK = timedelta(days=3)  # how far back the last run's metrics are looked for
+# How far back the last run's metrics are looked for: three days, or the missed-run window when
+# it is longer (a weekly job's 168 hours): a run inside the window is always found. At most
+# 8 metrics x 10,080 minutes, within GetMetricData's 100,800 datapoints of one answer.
+METRICS_LOOKBACK = timedelta(days=3)
 MINUTE = 60
 
 
@@ -51,7 +54,8 @@ def read_status(
     aws: StatusClients | None = None,
 ) -> JobStatus:
     """The job's status at `now`: `builds` of the latest builds, the last run's metrics within
-    METRICS_LOOKBACK. Raises StackError or CredentialsError (one line) when AWS fails."""
+    METRICS_LOOKBACK or the missed-run window, the longer. Raises StackError or
+    CredentialsError (one line) when AWS fails."""
     name = stack_name(config)
     with aws_errors(name):
         clients = aws or StatusClients.for_config(config)
@@ -75,7 +79,8 @@ def read_status(
         # found among `projects` (moto leaves `projectsNotFound` out)
         projects = clients.codebuild.batch_get_projects(names=[name]).get("projects", [])
         found = any(project.get("name") == name for project in projects)
-        published, metrics = _last_run(clients.cloudwatch, config.stack.name, now)
+        lookback = max(METRICS_LOOKBACK, timedelta(hours=config.schedule.missed_run_hours))
+        published, metrics = _last_run(clients.cloudwatch, config.stack.name, now - lookback, now)
         alarm_names = [
             str(r["Properties"]["AlarmName"])
             for r in resources.values()
@@ -107,9 +112,9 @@ def read_builds(codebuild: Any, project: str, count: int, *, batches: bool) -> t
         found = codebuild.batch_get_build_batches(ids=ids)["buildBatches"] if ids else []
         status_key = "buildBatchStatus"
     else:
-        ids = codebuild.list_builds_for_project(projectName=project, sortOrder="DESCENDING")["ids"][
-            :count
-        ]
+        # newest first by default; with a sortOrder, CodeBuild refuses a project of more than
+        # 100 builds (its API reference), which a nightly job has after four months
+        ids = codebuild.list_builds_for_project(projectName=project)["ids"][:count]
         found = codebuild.batch_get_builds(ids=ids)["builds"] if ids else []
         status_key = "buildStatus"
     builds = [
@@ -121,9 +126,10 @@ def read_builds(codebuild: Any, project: str, count: int, *, batches: bool) -> t
 
 
 def _last_run(
-    cloudwatch: Any, stack: str, now: datetime
+    cloudwatch: Any, stack: str, since: datetime, now: datetime
 ) -> tuple[datetime | None, tuple[tuple[str, float], ...]]:
-    """(when the newest run published, its metrics): the newest minute with a datapoint."""
+    """(when the newest run published, its metrics): the newest minute with a datapoint
+    since `since`."""
     queries = [
         {
             "Id": f"m{index}",
@@ -141,7 +147,7 @@ def _last_run(
     ]
     answer = cloudwatch.get_metric_data(
         MetricDataQueries=queries,
-        StartTime=now - METRICS_LOOKBACK,
+        StartTime=since,
         EndTime=now + timedelta(seconds=MINUTE),
         ScanBy="TimestampDescending",
     )

@@ -239,6 +239,17 @@ def test_each_shard_drops_only_its_own_records_of_tags_gone_from_ecr(
     assert ledger_of(world, REPOSITORY)[kept] == Written(digests[kept], EARLIER)
 
 
+def settle_keeping_new(run: OverTime) -> list[Pruned]:
+    """`run` settles an entry that selects the tag `new`, with `prune` on."""
+    return run.settle(
+        [pruning_entry(["new"])],
+        {REPOSITORY: frozenset({"new"})},
+        prune=True,
+        dry_run=False,
+        owns=any_tag,
+    )
+
+
 def test_an_unreadable_ledger_is_said_once_prunes_nothing_and_is_written_anew(
     fresh_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -250,13 +261,7 @@ def test_an_unreadable_ledger_is_said_once_prunes_nothing_and_is_written_anew(
         run = over_time(target, A_CLOCK)
         run.record(REPOSITORY, "new", digests["new"])
         with caplog.at_level(logging.WARNING, logger="mirror.sync"):
-            pruned = run.settle(
-                [pruning_entry(["new"])],
-                {REPOSITORY: frozenset({"new"})},
-                prune=True,
-                dry_run=False,
-                owns=any_tag,
-            )
+            pruned = settle_keeping_new(run)
     assert pruned == []
     assert [r.getMessage() for r in caplog.records if "written anew" in r.getMessage()] == [
         f"{REPOSITORY}: the manifest under {LEDGER_TAG} holds no ledger; "
@@ -264,6 +269,25 @@ def test_an_unreadable_ledger_is_said_once_prunes_nothing_and_is_written_anew(
     ]
     assert ledger_of(world, REPOSITORY) == {"new": Written(digests["new"], A_CLOCK)}
     assert "old" in ecr_tags(world, IMAGE)
+
+
+def test_an_unreadable_ledger_is_written_anew_by_a_run_that_wrote_no_tag(
+    fresh_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A nightly run where all is up to date writes no tag: the warning's "written anew"
+    holds for it too, so the next run reads a ledger again (and may prune by it)."""
+    world = fresh_world
+    seed(world, tmp_path, ["old", "new"])
+    with registry(world) as target:
+        image_manifest, _ = target.get_manifest(REPOSITORY, "old")
+        target.put_manifest(REPOSITORY, LEDGER_TAG, image_manifest)  # not a ledger
+        for run in (over_time(target, A_CLOCK), over_time(target, B_CLOCK)):
+            with caplog.at_level(logging.WARNING, logger="mirror.sync"):
+                assert settle_keeping_new(run) == []
+    warnings = [r.getMessage() for r in caplog.records if "written anew" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # the first run's; the second read a ledger
+    assert ledger_of(world, REPOSITORY) == {}
+    assert "old" in ecr_tags(world, IMAGE)  # recorded in no ledger: not the tool's to prune
 
 
 def settle_while_undone(

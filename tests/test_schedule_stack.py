@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -492,3 +494,99 @@ def test_a_job_image_missing_from_ecr_is_a_warning_before_the_first_night(
     assert warnings() == []
     path.write_text(config_text({"pip": "mirror==0.1.0"}))  # pip: no image to look for
     assert warnings() == []
+
+
+def test_a_job_image_without_a_tag_is_looked_for_and_named_as_latest(
+    aws: Moto, tmp_path: Path
+) -> None:
+    """`image: tools/untagged` is pulled as `:latest` by CodeBuild: the warning names what is
+    missing, the tag `latest`, not the bare name."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({"image": "tools/untagged"}))
+    aws.client("ecr").create_repository(repositoryName="tools/untagged")
+    result = mirror("deploy-schedule", "-c", str(path), "--dry-run", env=aws.env)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "warning" in line] == [
+        "mirror: warning: schedule.image tools/untagged is not in ECR in us-east-1"
+        " (no tag tools/untagged:latest): every run fails until it is pushed"
+        " (docs/schedule.md), or set schedule.pip"
+    ]
+
+
+@pytest.mark.parametrize("taken", ["ecr-mirror", "ecr-mirror-2"])
+def test_a_schedule_stack_named_as_a_repository_stack_is_refused_before_aws(
+    aws: Moto, tmp_path: Path, taken: str
+) -> None:
+    """`schedule.stack_name` set to `stack.name` (or a name of its set) would have
+    deploy-schedule update the stack of repositories with the job's template, taking every
+    repository out of it: one line, exit 2, and the repository stack stays as it was."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({}))
+    assert mirror("ensure-repo", "-c", str(path), env=aws.env).returncode == 0
+    cf = aws.client("cloudformation")
+    before = cf.get_template(StackName="ecr-mirror")["TemplateBody"]
+    path.write_text(config_text({"stack_name": taken}))
+    for args in (["deploy-schedule"], ["deploy-schedule", "--dry-run"]):
+        result = mirror(*args, "-c", str(path), env=aws.env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"mirror: error: {path}: schedule.stack_name {taken!r} is a name of the stacks of"
+            " repositories (stack.name 'ecr-mirror'): give the job's stack another name"
+        ]
+    assert cf.get_template(StackName="ecr-mirror")["TemplateBody"] == before
+    assert [s["StackName"] for s in cf.list_stacks()["StackSummaries"]] == ["ecr-mirror"]
+
+
+def test_the_default_job_name_of_a_128_character_stack_name_is_refused_as_taken() -> None:
+    """`<stack.name>-schedule` is cut to CloudFormation's 128 characters: for a stack.name of
+    128, that is stack.name itself. Refused before any AWS call (no clients are given)."""
+    text = config_text({}).replace("name: ecr-mirror", "name: " + "m" * 128)
+    config = parse_config(text, "images.yaml")
+    assert stack_name(config) == config.stack.name
+    with pytest.raises(ConfigError, match="is a name of the stacks of repositories"):
+        deploy_schedule(config, text, aws=None)
+
+
+class _NotAws(http.server.BaseHTTPRequestHandler):
+    """A proxy's page where AWS was expected: 200, HTML."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        page = b"<!doctype html><html><title>sign in to the proxy</title></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["deploy-schedule", "--dry-run"], ["ensure-repo", "--dry-run"]]
+)
+def test_an_answer_that_is_not_aws_is_one_line_and_no_internal_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """An endpoint that answers what the SDK cannot parse (a proxy's page) is the AWS call's
+    failure, said in one line, not a bug of mirror's ("internal error ... please report")."""
+    path = tmp_path / "images.yaml"
+    path.write_text(config_text({}))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAws)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }
+        result = mirror(*command, "-c", str(path), env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("mirror: ")]
+    assert line.startswith("mirror: error: stack ecr-mirror"), line
+    assert "an answer that is not AWS's" in line and "internal error" not in line

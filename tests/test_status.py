@@ -28,7 +28,7 @@ import yaml
 from botocore.stub import Stubber
 
 from mirror.config import parse_config
-from mirror.metrics import run_metrics
+from mirror.metrics import DIMENSION, NAMESPACE, run_metrics
 from mirror.registry.answers import RateLimit
 from mirror.schedule_template import render
 from mirror.status import read_builds
@@ -178,6 +178,38 @@ def test_a_config_edited_since_the_deploy_needs_a_human(mirror: Mirror) -> None:
     assert answer["project_found"] and answer["builds"] == []  # no build yet: not a failure
 
 
+def test_a_weekly_run_inside_its_missed_run_window_is_found(mirror: Mirror) -> None:
+    """A weekly job (`missed_run_hours: 168`) whose last run was four days ago: its metrics
+    are looked for as far back as its window, not only the last three days."""
+    mirror.config(IMAGES)
+    schedule = {"expression": "cron(0 3 ? * SUN *)", "alarms": {"missed_run_hours": 168}}
+    path = mirror.world.write_config(
+        mirror.config_path, IMAGES, stack={"name": STACK}, schedule=schedule
+    )
+    assert mirror.run("deploy-schedule", "-c", str(path)).code == 0
+    create_what_moto_skips(mirror)
+    assert mirror.world.moto is not None
+    four_days_ago = datetime.now(UTC) - timedelta(days=4)  # 68 hours inside the window
+    mirror.world.moto.client("cloudwatch").put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": DIMENSION, "Value": STACK}],
+                "Timestamp": four_days_ago,
+                "Value": 0.0 if name == "Failed" else 1.0,
+            }
+            for name, _ in RUN_METRICS
+        ],
+    )
+
+    code, out, err = status(mirror, "-o", "json")
+    answer = json.loads(out)
+    assert answer["last_run"] is not None, answer
+    assert answer["last_run"]["metrics"]["Copied"] == 1.0
+    assert answer["attention"] == [] and code == 0, err
+
+
 @pytest.mark.parametrize("builds", ["0", "101", "many"])
 def test_a_bad_builds_count_is_a_usage_error_before_aws(mirror: Mirror, builds: str) -> None:
     configure(mirror)
@@ -266,3 +298,32 @@ def test_a_sharded_job_shows_its_batch_builds_newest_first() -> None:
         builds = read_builds(codebuild, "p", 2, batches=True)
         stub.assert_no_pending_responses()
     assert [(b.id, b.status) for b in builds] == [("p:b2", "FAILED"), ("p:b1", "SUCCEEDED")]
+
+
+def test_a_project_of_more_than_100_builds_is_listed_without_a_sort_order() -> None:
+    """CodeBuild refuses ListBuildsForProject with a sortOrder once a project has more than
+    100 builds (its API reference), about four months of nights; its default order is
+    already newest first. moto does not refuse: the call is checked with botocore's Stubber,
+    which fails on any parameter other than those expected."""
+    codebuild = boto3.client(
+        "codebuild", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    numbers = range(120, 20, -1)  # the first page of a project's 120 builds, newest first
+    ids = [f"p:{n}" for n in numbers]
+    started = {f"p:{n}": NOW - timedelta(days=120 - n) for n in numbers}
+    with Stubber(codebuild) as stub:
+        stub.add_response(
+            "list_builds_for_project", {"ids": ids, "nextToken": "more"}, {"projectName": "p"}
+        )
+        stub.add_response(
+            "batch_get_builds",
+            {
+                "builds": [
+                    {"id": i, "buildStatus": "SUCCEEDED", "startTime": started[i]} for i in ids[:2]
+                ]
+            },
+            {"ids": ids[:2]},
+        )
+        builds = read_builds(codebuild, "p", 2, batches=False)
+        stub.assert_no_pending_responses()
+    assert [b.id for b in builds] == ["p:120", "p:119"]

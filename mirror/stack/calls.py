@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.model import StringShape
+from botocore.parsers import ResponseParserError
 
 from mirror.aws import client
 from mirror.config import Config
@@ -91,6 +92,11 @@ def aws_errors(stack_name: str) -> Iterator[None]:
         ) from None
     except BotoCoreError as exc:
         raise StackError(f"stack {stack_name}: {exc}") from None
+    except ResponseParserError:  # not a BotoCoreError; its text quotes the page it got
+        raise StackError(
+            f"stack {stack_name}: an answer that is not AWS's, which the SDK cannot read"
+            " (a proxy's page, or an AWS_ENDPOINT_URL that is no AWS endpoint?)"
+        ) from None
 
 
 # --- reads -----------------------------------------------------------------------------------

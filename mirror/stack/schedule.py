@@ -46,6 +46,7 @@ from mirror.stack.plan import (
     repository_changes,
     template_matches,
 )
+from mirror.stack.split import member_index
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -61,14 +62,16 @@ def missing_tool_image(ecr: ECRClient, image: str) -> str | None:
     """Why the job's image `repository[:tag]` is not in this account's ECR, or None when it
     is there (or ECR cannot say: no permission to look is no reason to stop a deploy)."""
     repository, _, tag = image.partition(":")
+    tag = tag or "latest"  # as the build pulls a name without one
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}])
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code not in _ABSENT:
             log.debug("looking for the job's image %s: %s", image, code)
             return None
-        return f"{_ABSENT[code]} {repository if code.startswith('Repository') else image}"
+        absent = repository if code.startswith("Repository") else f"{repository}:{tag}"
+        return f"{_ABSENT[code]} {absent}"
     return None
 
 
@@ -135,10 +138,17 @@ def deploy_schedule(
 ) -> ScheduleOutcome:
     """Create or update the schedule stack; `config_text` is the config as deployed inline.
 
-    Raises ConfigError for a template too large (before any AWS call), StackError when
-    CloudFormation refuses or fails, CredentialsError when there are no AWS credentials.
+    Raises ConfigError for a template too large or a stack name that is one of the
+    repository stacks' (before any AWS call: the update would take every repository out of
+    that stack), StackError when CloudFormation refuses or fails, CredentialsError when there
+    are no AWS credentials.
     """
     name = stack_name(config)
+    if member_index(config.stack.name, name) is not None:
+        raise ConfigError(
+            f"{config.path}: schedule.stack_name {name!r} is a name of the stacks of"
+            f" repositories (stack.name {config.stack.name!r}): give the job's stack another name"
+        )
     body = render_yaml(config, config_text)
     problem = size_problem(body)
     if problem is not None:
