@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mirror.scan import BUILD_ARG, Found, Kind, Site, Span, found
+from mirror.scan import BUILD_ARG, Found, Kind, Site, Span, found, split_lines
 
 __all__ = ["scan_dockerfile"]
 
@@ -50,7 +50,7 @@ def _escape_character(lines: list[str]) -> str:
 
 
 def _instructions(text: str) -> list[_Instruction]:
-    lines = text.splitlines()
+    lines = split_lines(text)
     escape = _escape_character(lines)
     out: list[_Instruction] = []
     index = 0

@@ -21,6 +21,7 @@ A `MalformedYaml` says why a file could not be read; the caller reports it and g
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -29,13 +30,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from mirror.scan import Found, Kind, Site, Span, found
+from mirror.scan import Found, Kind, Site, Span, found, split_lines
 from mirror.scan_shell import images_in_command
 
 __all__ = ["MalformedYaml", "YamlScanner", "documents", "is_manifest", "scan_yaml"]
 
 MAX_DEPTH = 64  # nested lists and mappings; real files are a dozen deep
 _PLAIN = re.compile(r"[^\s,\]}#]+")  # a plain scalar, in a block or a flow collection
+_YAML_BREAK = re.compile(r"\r(?!\n)|\n")  # where ruamel.yaml counts a new line
 
 
 class MalformedYaml(ValueError):
@@ -60,12 +62,24 @@ class YamlScanner:
     def __init__(self, file: str, kind: Kind, text: str) -> None:
         self.file = file
         self.kind = kind
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
+        self.starts = [0] + [newline.end() for newline in re.finditer("\n", text)]
+        self.yaml_starts = [0] + [brk.end() for brk in _YAML_BREAK.finditer(text)]
         self.out: list[Found] = []
         self.seen: set[int] = set()  # containers already walked (aliases repeat them)
         self.split_seen: set[int] = set()  # split forms already read
 
     # --- placing a value's text on its line ---------------------------------------------
+
+    def place(self, mark: tuple[int, int]) -> tuple[int, int]:
+        """ruamel.yaml's (line, column) of a value as `split_lines` counts them: ruamel.yaml
+        also starts a line after a lone `\\r`."""
+        line0, col = mark
+        if line0 >= len(self.yaml_starts):
+            return mark
+        offset = self.yaml_starts[line0] + col
+        ours = bisect.bisect_right(self.starts, offset) - 1
+        return ours, offset - self.starts[ours]
 
     def _span(self, where: tuple[int, int], token: str, lines: int = 1) -> Span | None:
         """`token` as a word at or after `where` (0-based line, column), within `lines`."""
@@ -87,7 +101,7 @@ class YamlScanner:
         value = node.get("tag")
         if value is None or value == "" or isinstance(value, str):
             return value or None
-        line0, col = node.lc.value("tag")
+        line0, col = self.place(node.lc.value("tag"))
         written = _PLAIN.match(self.lines[line0], col) if line0 < len(self.lines) else None
         return written[0] if written else str(value)
 
@@ -96,6 +110,7 @@ class YamlScanner:
         text = text.strip()
         if not text or text.startswith("aws/codebuild/"):
             return
+        where = self.place(where)
         span = self._span(where, prefix + text, lines)
         if span is not None and prefix:
             span = Span(span.line, span.start + len(prefix), span.end)
@@ -111,14 +126,14 @@ class YamlScanner:
             return
         self.split_seen.add(id(node))
         repository = node["repository"]
-        where = node.lc.value("repository")
+        where = self.place(node.lc.value("repository"))
         tag = self._tag(node)
         text = str(repository)
         registry = node.get("registry")
         registry_span = None
         if isinstance(registry, str) and registry:
             text = f"{registry}/{text}"
-            registry_span = self._span(node.lc.value("registry"), registry)
+            registry_span = self._span(self.place(node.lc.value("registry")), registry)
         if "tag" in node and tag is None:
             text += ":{{ .Chart.AppVersion }}"  # Helm's convention for an empty tag
         elif tag:
