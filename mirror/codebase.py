@@ -11,10 +11,12 @@ unreadable, larger than `MAX_FILE_BYTES`, binary, not UTF-8, malformed YAML) is 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mirror.errors import MirrorError
 from mirror.scan import Found, Kind, is_yaml, kind_of, needs_shebang, shell_shebang
@@ -73,12 +75,26 @@ def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
     return reader(file, text) if reader is not None else scan_yaml(file, kind, text)
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (else ValueError, its reason). Opened
+    without blocking, then asked what it is: a FIFO opened plainly waits for a writer
+    forever, and a device never ends."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise ValueError("not a regular file")
+    return os.fdopen(handle, "rb")
+
+
 def _runs_a_shell(path: Path) -> bool:
     """Whether the file's first line is a shell's `#!` (False when it cannot be read)."""
     try:
-        with path.open("rb") as file:
+        with _open_regular(path) as file:
             return shell_shebang(file.read(SHEBANG_BYTES))
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -115,7 +131,7 @@ def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
 def read_source(path: Path) -> str:
     """A file's text: at most MAX_FILE_BYTES of UTF-8, no NUL (else ValueError, its reason)."""
     try:
-        with path.open("rb") as file:
+        with _open_regular(path) as file:
             raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror}") from None

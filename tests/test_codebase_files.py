@@ -1,0 +1,141 @@
+"""What `mirror discover` and `mirror rewrite` do with the file system's odd members, through
+the real CLI: symbolic links (into the tree, out of it, to nothing, in a loop), a FIFO, a
+device, a directory named like a Dockerfile, a file that cannot be read, and a file that
+vanishes between the walk and the read. Every one is reported per file and skipped; the
+command finishes, and rewrite never writes outside the PATH it was given."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mirror.codebase import ScannedFile, Unreadable, scan_paths
+
+HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+ALPINE = f"{HOST}/dockerhub/library/alpine:3.19"
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mirror ARGS` in `cwd`; a run that hangs fails the test (TimeoutExpired)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mirror", *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A directory holding `code/` (with a Dockerfile) and a config that mirrors alpine."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "Dockerfile").write_text("FROM alpine:3.19\n")
+    (tmp_path / "images.yaml").write_text(
+        f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\n"
+        "images:\n  - {image: alpine, tags: ['3.19']}\n"
+    )
+    return tmp_path
+
+
+def test_a_fifo_is_reported_not_waited_on(work: Path) -> None:
+    os.mkfifo(work / "code" / "x.Dockerfile")
+    done = run(work, "discover", "code")
+    assert done.returncode == 0, done.stderr
+    assert "code/x.Dockerfile: not a regular file" in done.stdout
+    assert "code/Dockerfile:1" in done.stdout
+
+
+def test_a_fifo_in_scripts_is_not_read_for_its_shebang(work: Path) -> None:
+    (work / "code" / "scripts").mkdir()
+    os.mkfifo(work / "code" / "scripts" / "build")
+    done = run(work, "rewrite", "--check", "code")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.endswith(
+        "1 Docker Hub reference in 1 of 1 file read; could not read 0 files\n"
+    )
+
+
+def test_a_device_given_by_name_is_not_read(work: Path) -> None:
+    done = run(work, "discover", "/dev/zero", "code")
+    assert done.returncode == 0, done.stderr
+    assert "/dev/zero: not a regular file" in done.stdout
+
+
+def test_a_directory_named_like_a_dockerfile_is_walked(work: Path) -> None:
+    (work / "code" / "sub.Dockerfile").mkdir()
+    (work / "code" / "sub.Dockerfile" / "Dockerfile").write_text("FROM python:3.12\n")
+    done = run(work, "discover", "code/sub.Dockerfile", "code")
+    assert done.returncode == 0, done.stderr
+    assert "code/sub.Dockerfile/Dockerfile:1" in done.stdout
+    assert "could not read 0 files" in done.stdout
+
+
+def test_a_file_that_vanishes_after_the_walk_is_reported(work: Path) -> None:
+    (work / "code" / "x.Dockerfile").write_text("FROM python:3.12\n")
+    results = scan_paths([work / "code"])
+    first = next(results)
+    assert isinstance(first, ScannedFile) and first.file.endswith("/Dockerfile")
+    (work / "code" / "x.Dockerfile").unlink()  # the walk listed it already
+    assert list(results) == [
+        Unreadable(str(work / "code" / "x.Dockerfile"), "cannot read: No such file or directory")
+    ]
+
+
+def run_as_nobody(cwd: Path, *args: str) -> tuple[int, str]:
+    """`mirror ARGS` in a forked child that became `nobody` (the interpreter is root's, so
+    no new process of it could start as nobody): its exit code and its stdout."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        code = 70
+        try:
+            os.chdir(cwd)
+            os.setgid(65534)
+            os.setuid(65534)
+            sys.stdout = os.fdopen(write, "w")  # pytest's capture stands in for fd 1
+            sys.argv = ["mirror", *args]
+            from mirror.cli import main
+
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        out = pipe.read()
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory another user can enter (pytest's tmp_path is its owner's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="mirror-codebase-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming nobody needs root")
+def test_a_file_the_user_cannot_read_is_reported(shared: Path) -> None:
+    code = shared / "code"
+    code.mkdir()
+    (code / "Dockerfile").write_text("FROM alpine:3.19\n")
+    (code / "secret.Dockerfile").write_text("FROM python:3.12\n")
+    (code / "secret.Dockerfile").chmod(0o600)
+    returncode, out = run_as_nobody(shared, "discover", "code")
+    assert returncode == 0, out
+    assert "code/secret.Dockerfile: cannot read: Permission denied" in out
+    assert "code/Dockerfile:1" in out
