@@ -70,6 +70,43 @@ def test_a_device_given_by_name_is_not_read(work: Path) -> None:
     assert "/dev/zero: not a regular file" in done.stdout
 
 
+def test_a_symlink_loop_and_a_dangling_symlink_are_reported(work: Path) -> None:
+    (work / "code" / "loop.Dockerfile").symlink_to("loop.Dockerfile")
+    (work / "code" / "gone.yaml").symlink_to("nothing.yaml")
+    done = run(work, "discover", "code", "code/loop.Dockerfile")
+    assert done.returncode == 0, done.stderr
+    no_file = "a symbolic link to no file (dangling, or a loop)"
+    assert f"code/loop.Dockerfile: {no_file}" in done.stdout
+    assert f"code/gone.yaml: {no_file}" in done.stdout
+    assert "code/Dockerfile:1" in done.stdout
+
+
+def test_rewrite_never_follows_a_symlink_out_of_the_path(work: Path) -> None:
+    outside = work / "outside.Dockerfile"
+    outside.write_text("FROM alpine:3.19\n")
+    (work / "code" / "linked.Dockerfile").symlink_to(outside)
+    done = run(work, "rewrite", "-c", "images.yaml", "code")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "code/linked.Dockerfile: could not read: a symbolic link out of code: not followed"
+        in done.stderr
+    )
+    assert outside.read_text() == "FROM alpine:3.19\n"
+    assert (work / "code" / "linked.Dockerfile").is_symlink()
+    assert (work / "code" / "Dockerfile").read_text() == f"FROM {ALPINE}\n"
+
+
+def test_rewrite_writes_the_file_a_symlink_in_the_path_names(work: Path) -> None:
+    (work / "code" / "app").mkdir()
+    (work / "code" / "app" / "Dockerfile").write_text("FROM alpine:3.19\n")
+    (work / "code" / "A.Dockerfile").symlink_to("app/Dockerfile")  # walked before its target
+    done = run(work, "rewrite", "-c", "images.yaml", "code")
+    assert done.returncode == 0, done.stderr
+    assert (work / "code" / "A.Dockerfile").is_symlink()
+    assert (work / "code" / "app" / "Dockerfile").read_text() == f"FROM {ALPINE}\n"
+    assert run(work, "rewrite", "--check", "code").returncode == 0
+
+
 def test_a_directory_named_like_a_dockerfile_is_walked(work: Path) -> None:
     (work / "code" / "sub.Dockerfile").mkdir()
     (work / "code" / "sub.Dockerfile" / "Dockerfile").write_text("FROM python:3.12\n")
