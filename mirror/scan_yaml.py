@@ -54,6 +54,9 @@ def documents(text: str) -> list[Any]:
         raise MalformedYaml(f"malformed YAML{where}: {problem}") from None
     except RecursionError:
         raise MalformedYaml("malformed YAML: nested too deeply") from None
+    except TypeError:  # ruamel.yaml cannot build a key that is a list holding a mapping
+        problem = "malformed YAML: a key mirror cannot read (a list or mapping)"
+        raise MalformedYaml(problem) from None
 
 
 class YamlScanner:

@@ -368,3 +368,10 @@ def _rewrite(name: str, text: str) -> str:
 )
 def test_lines_end_at_newlines_only(name: str, text: str, expected: str) -> None:
     assert _rewrite(name, text) == expected
+
+
+def test_a_key_ruamel_cannot_build_is_malformed_yaml() -> None:
+    """`? - a: b`: a list holding a mapping as a key made ruamel.yaml raise TypeError, which
+    escaped as an internal error of the whole command."""
+    with pytest.raises(MalformedYaml, match="a key mirror cannot read"):
+        scan_yaml("compose.yaml", Kind.compose, "? - a: b\n: c\n")
