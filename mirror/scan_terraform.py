@@ -164,13 +164,13 @@ class _Reader:
         return ""
 
     def string(self, token: _Token) -> None:
-        """An image's attribute given as a quoted string (a template with `${}` or not)."""
+        """An image's attribute given as a quoted string (a template with `${}` or not); one
+        whose template runs over lines (`"${` never closed) is placed on no span."""
         assert token.content is not None
         start, end = token.content
         span = self.span(start, end)
-        self.out.append(
-            found(self.file, span.line, Kind.terraform, self.text[start:end], Site(span))
-        )
+        site = Site() if "\n" in self.text[start:end] else Site(span)
+        self.out.append(found(self.file, span.line, Kind.terraform, self.text[start:end], site))
 
     def expression(self, start: int, end: int) -> None:
         """An image's attribute given by an expression (`var.image`), written in [start, end)."""

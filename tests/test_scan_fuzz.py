@@ -375,3 +375,11 @@ def test_a_key_ruamel_cannot_build_is_malformed_yaml() -> None:
     escaped as an internal error of the whole command."""
     with pytest.raises(MalformedYaml, match="a key mirror cannot read"):
         scan_yaml("compose.yaml", Kind.compose, "? - a: b\n: c\n")
+
+
+def test_a_terraform_template_over_lines_is_on_no_span() -> None:
+    """A string whose `%{` is never closed runs over the line: its span ended past it."""
+    text = 'x = jsonencode({"image": "%{\n})\n'
+    found = scan_terraform("main.tf", text)
+    assert [f.text for f in found] == ["%{\n})"]
+    check_spans(text, found)
