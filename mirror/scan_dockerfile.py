@@ -143,7 +143,7 @@ def _image_site(instruction: _Instruction, token: str, args: dict[str, _Arg], af
         return Site(whole=_locate(instruction, token, after=after))
     name = re.split(r"[:@]", token.rsplit("/", 1)[-1], maxsplit=1)[0]
     prefix = token[: token.rfind("/") + 1] + name if "/" in token else name
-    if "$" in prefix:
+    if "$" in prefix or not prefix:  # `FROM :$TAG`: no name to rewrite
         return Site()
     span = _locate(instruction, token, after=after)
     if span is None:

@@ -85,7 +85,10 @@ class YamlScanner:
         return ours, offset - self.starts[ours]
 
     def _span(self, where: tuple[int, int], token: str, lines: int = 1) -> Span | None:
-        """`token` as a word at or after `where` (0-based line, column), within `lines`."""
+        """`token` as a word at or after `where` (0-based line, column), within `lines`;
+        never an empty one (`repository: ''` is no place to write an image)."""
+        if not token:
+            return None
         line0, col = where
         for number in range(line0, min(line0 + lines, len(self.lines))):
             line = self.lines[number]
