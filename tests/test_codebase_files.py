@@ -10,8 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,10 @@ HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 ALPINE = f"{HOST}/dockerhub/library/alpine:3.19"
 
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`mirror ARGS` in `cwd`; a run that hangs fails the test (TimeoutExpired)."""
+def run(cwd: Path, *args: str, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """`mirror ARGS` in `cwd`, run by `prefix`; a run that hangs fails the test (a timeout)."""
     return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
+        [*prefix, sys.executable, "-m", "mirror", *args],
         cwd=cwd,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
         capture_output=True,
@@ -127,52 +126,36 @@ def test_a_file_that_vanishes_after_the_walk_is_reported(work: Path) -> None:
     ]
 
 
-def run_as_nobody(cwd: Path, *args: str) -> tuple[int, str]:
-    """`mirror ARGS` in a forked child that became `nobody` (the interpreter is root's, so
-    no new process of it could start as nobody): its exit code and its stdout."""
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        code = 70
-        try:
-            os.chdir(cwd)
-            os.setgid(65534)
-            os.setuid(65534)
-            sys.stdout = os.fdopen(write, "w")  # pytest's capture stands in for fd 1
-            sys.argv = ["mirror", *args]
-            from mirror.cli import main
-
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        out = pipe.read()
-    _, status = os.waitpid(child, 0)
-    return os.waitstatus_to_exitcode(status), out
+# Root reads and writes any file: without these two capabilities, a mode applies to it too.
+NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="dropping root's capabilities needs root and setpriv",
+)
 
 
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A directory another user can enter (pytest's tmp_path is its owner's alone)."""
-    path = Path(tempfile.mkdtemp(prefix="mirror-codebase-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
+@as_root
+def test_a_file_that_cannot_be_read_is_reported(work: Path) -> None:
+    (work / "code" / "secret.Dockerfile").write_text("FROM python:3.12\n")
+    (work / "code" / "secret.Dockerfile").chmod(0)
+    done = run(work, "discover", "code", prefix=NO_OVERRIDE)
+    assert done.returncode == 0, done.stderr
+    assert "code/secret.Dockerfile: cannot read: Permission denied" in done.stdout
+    assert "code/Dockerfile:1" in done.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="becoming nobody needs root")
-def test_a_file_the_user_cannot_read_is_reported(shared: Path) -> None:
-    code = shared / "code"
-    code.mkdir()
-    (code / "Dockerfile").write_text("FROM alpine:3.19\n")
-    (code / "secret.Dockerfile").write_text("FROM python:3.12\n")
-    (code / "secret.Dockerfile").chmod(0o600)
-    returncode, out = run_as_nobody(shared, "discover", "code")
-    assert returncode == 0, out
-    assert "code/secret.Dockerfile: cannot read: Permission denied" in out
-    assert "code/Dockerfile:1" in out
+@as_root
+def test_a_file_rewrite_cannot_write_is_reported_and_the_others_rewritten(work: Path) -> None:
+    (work / "a").mkdir()
+    (work / "a" / "Dockerfile").write_text("FROM alpine:3.19\n")
+    (work / "a").chmod(0o555)  # read first, and not writable
+    done = run(work, "rewrite", "-c", "images.yaml", "a", "code", prefix=NO_OVERRIDE)
+    (work / "a").chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "a/Dockerfile: cannot write: Permission denied\n"
+    assert done.stdout.endswith(
+        "rewrote 1 reference in 1 of 2 files read; 0 left as they are; could not read 0 files;"
+        " could not write 1 file\n"
+    )
+    assert (work / "a" / "Dockerfile").read_text() == "FROM alpine:3.19\n"
+    assert (work / "code" / "Dockerfile").read_text() == f"FROM {ALPINE}\n"
