@@ -159,3 +159,14 @@ def test_a_file_rewrite_cannot_write_is_reported_and_the_others_rewritten(work: 
     )
     assert (work / "a" / "Dockerfile").read_text() == "FROM alpine:3.19\n"
     assert (work / "code" / "Dockerfile").read_text() == f"FROM {ALPINE}\n"
+
+
+def test_the_dry_run_diff_cuts_lines_where_git_does(work: Path) -> None:
+    """A form feed inside a line: the diff cut the line there, and git refused the patch."""
+    (work / "code" / "Dockerfile").write_text("FROM alpine:3.19 AS a\x0cb\n")
+    done = run(work, "rewrite", "-c", "images.yaml", "--dry-run", "code")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "--- a/code/Dockerfile\n+++ b/code/Dockerfile\n@@ -1 +1 @@\n"
+        f"-FROM alpine:3.19 AS a\x0cb\n+FROM {ALPINE} AS a\x0cb\n"
+    )

@@ -28,7 +28,7 @@ from mirror.config import load_config
 from mirror.ecr import EcrCredentials
 from mirror.errors import MirrorError
 from mirror.rewrite import plan_rewrite, rewritten
-from mirror.scan import Found, Kind, Status
+from mirror.scan import Found, Kind, Status, split_lines
 from mirror.text import printable
 from mirror.uri import ecr_host
 
@@ -109,8 +109,8 @@ def run_rewrite(
         if dry_run:
             out.writelines(
                 difflib.unified_diff(
-                    file.text.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
+                    split_lines(file.text, keepends=True),  # not at a form feed, as git
+                    split_lines(new, keepends=True),
                     f"a/{file.file}",
                     f"b/{file.file}",
                 )
