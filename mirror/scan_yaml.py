@@ -31,7 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from mirror.scan import Found, Kind, Site, Span, found, split_lines
-from mirror.scan_shell import images_in_command
+from mirror.scan_shell import image_words
 
 __all__ = ["MalformedYaml", "YamlScanner", "documents", "is_manifest", "scan_yaml"]
 
@@ -84,22 +84,20 @@ class YamlScanner:
         ours = bisect.bisect_right(self.starts, offset) - 1
         return ours, offset - self.starts[ours]
 
-    def _span(self, where: tuple[int, int], token: str, lines: int = 1) -> Span | None:
-        """`token` as a word at or after `where` (0-based line, column), within `lines`;
-        never an empty one (`repository: ''` is no place to write an image)."""
+    def _span(
+        self, where: tuple[int, int], token: str, lines: int = 1, skip: int = 0
+    ) -> Span | None:
+        """`token` as a word at or after `where` (0-based line, column), within `lines`,
+        after `skip` earlier ones; never an empty one (`repository: ''` is no place to write
+        an image)."""
         if not token:
             return None
         line0, col = where
         for number in range(line0, min(line0 + lines, len(self.lines))):
-            line = self.lines[number]
-            start = line.find(token, col if number == line0 else 0)
-            while start >= 0:
-                end = start + len(token)
-                if (start == 0 or not _in_word(line[start - 1])) and (
-                    end == len(line) or not _in_word(line[end])
-                ):
-                    return Span(number + 1, start, end)
-                start = line.find(token, start + 1)
+            for start in _words(self.lines[number], token, col if number == line0 else 0):
+                if not skip:
+                    return Span(number + 1, start, start + len(token))
+                skip -= 1
         return None
 
     def _tag(self, node: CommentedMap) -> str | None:
@@ -111,13 +109,16 @@ class YamlScanner:
         written = _PLAIN.match(self.lines[line0], col) if line0 < len(self.lines) else None
         return written[0] if written else str(value)
 
-    def add(self, where: tuple[int, int], text: str, lines: int = 1, prefix: str = "") -> None:
-        """A reference written at `where`, after `prefix` (`docker://`)."""
+    def add(
+        self, where: tuple[int, int], text: str, lines: int = 1, prefix: str = "", skip: int = 0
+    ) -> None:
+        """A reference written at `where`, after `prefix` (`docker://`) and after `skip`
+        earlier words of the same text; `lines=0`: on no span."""
         text = text.strip()
         if not text or text.startswith("aws/codebuild/"):
             return
         where = self.place(where)
-        span = self._span(where, prefix + text, lines)
+        span = self._span(where, prefix + text, lines, skip)
         if span is not None and prefix:
             span = Span(span.line, span.start + len(prefix), span.end)
         line = span.line if span else where[0] + 1
@@ -191,9 +192,14 @@ class YamlScanner:
         if not isinstance(value, CommentedSeq):
             return
         for index, item in enumerate(value):
-            if isinstance(item, str):
-                for image in images_in_command(item):
-                    self.add(value.lc.item(index), image, lines=item.count("\n") + 2)
+            if not isinstance(item, str):
+                continue
+            for word in image_words(item):
+                # the image is the how-many-th word of its text in the command (`echo alpine;
+                # docker pull alpine`: the second), which it is in the file too
+                earlier = sum(1 for _ in _words(item[: word.start], word.value, 0))
+                lines = item.count("\n") + 2 if word.plain is not None else 0
+                self.add(value.lc.item(index), word.value, lines, skip=earlier)
 
     def walk(self, node: Any, depth: int = 0) -> None:
         if not isinstance(node, CommentedMap | CommentedSeq) or id(node) in self.seen:
@@ -206,6 +212,19 @@ class YamlScanner:
         else:
             for item in node:
                 self.walk(item, depth + 1)
+
+
+def _words(text: str, token: str, start: int) -> Iterator[int]:
+    """Where `token` stands in `text` from `start` as a whole word (not part of a longer
+    reference)."""
+    found = text.find(token, start)
+    while found >= 0:
+        end = found + len(token)
+        if (found == 0 or not _in_word(text[found - 1])) and (
+            end == len(text) or not _in_word(text[end])
+        ):
+            yield found
+        found = text.find(token, found + 1)
 
 
 def _in_word(char: str) -> bool:

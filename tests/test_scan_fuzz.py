@@ -229,6 +229,7 @@ YAML = [
     "uses: docker://",
     "commands:\n",
     "- docker pull ",
+    "echo alpine; ",
     "build: .\n",
     "apiVersion: v1\nkind: Pod\n",
     "---\n",
@@ -392,3 +393,19 @@ def test_an_empty_name_is_on_no_span(name: str, text: str) -> None:
     """An empty repository was placed on an empty span: no text there to rewrite."""
     found = _read(name, text)
     assert found and all(not f.site.rewritable for f in found), found
+
+
+BUILDSPEC = "phases:\n  build:\n    commands:\n      - {}\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # the first `alpine` of the line was rewritten, the echo's, not the pull's
+        ("echo alpine; docker pull alpine", f"echo alpine; docker pull {HUB_ALPINE}"),
+        # written in pieces: no span, though `alpine` stands whole further on
+        ('docker pull "alp"ine; echo alpine', 'docker pull "alp"ine; echo alpine'),
+    ],
+)
+def test_a_buildspec_command_is_rewritten_at_the_pulled_word(command: str, expected: str) -> None:
+    assert _rewrite("buildspec", BUILDSPEC.format(command)) == BUILDSPEC.format(expected)
