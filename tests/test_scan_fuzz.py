@@ -45,18 +45,10 @@ settings.register_profile(
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+MIRRORED = ("python", "alpine", "bitnami/redis")  # every tag of each (`match: .*`)
 CONFIG = parse_config(
-    f"""\
-version: 1
-target: {{registry: "https://{HOST}"}}
-images:
-  - image: python
-    tags: {{match: ".*"}}
-  - image: alpine
-    tags: {{match: ".*"}}
-  - image: bitnami/redis
-    tags: {{match: ".*"}}
-""",
+    f"version: 1\ntarget: {{registry: 'https://{HOST}'}}\nimages:\n"
+    + "".join(f"  - {{image: {name}, tags: {{match: '.*'}}}}\n" for name in MIRRORED),
     "images.yaml",
 )
 
