@@ -43,14 +43,15 @@ def scan_script(file: str, text: str) -> list[Found]:
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, int]]:
-    """[start, stop) of each line with the lines a trailing `\\` continues it over."""
+    """[start, stop) of each line with the lines a trailing `\\` continues it over (each
+    physical line looked at once: a file of `\\` lines is read in linear time)."""
     start = 0
     while start < len(text):
         stop = start
         while True:
             newline = text.find("\n", stop)
+            line = text[stop : len(text) if newline < 0 else newline].rstrip("\r")
             stop = len(text) if newline < 0 else newline
-            line = text[start:stop].rstrip("\r")
             trailing = len(line) - len(line.rstrip("\\"))
             if trailing % 2 == 0 or newline < 0:
                 break
