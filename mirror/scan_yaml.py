@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import bisect
 import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
 
 from mirror.scan import Found, Kind, Site, Span, found, split_lines
 from mirror.scan_shell import image_words
@@ -45,8 +46,12 @@ class MalformedYaml(ValueError):
 
 
 def documents(text: str) -> list[Any]:
+    """Every document of `text`. An anchor named twice is YAML (the later one counts):
+    ruamel.yaml's warning of it, which quotes the file on stderr, is not shown."""
     try:
-        return list(YAML(typ="rt", pure=True).load_all(text))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            return list(YAML(typ="rt", pure=True).load_all(text))
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -170,3 +170,12 @@ def test_the_dry_run_diff_cuts_lines_where_git_does(work: Path) -> None:
         "--- a/code/Dockerfile\n+++ b/code/Dockerfile\n@@ -1 +1 @@\n"
         f"-FROM alpine:3.19 AS a\x0cb\n+FROM {ALPINE} AS a\x0cb\n"
     )
+
+
+def test_an_anchor_named_twice_is_read_without_a_warning(work: Path) -> None:
+    """ruamel.yaml warned on stderr, quoting the file over eight lines."""
+    (work / "code" / "compose.yaml").write_text("a: &x 1\nb: &x 2\nimage: alpine:3.19\n")
+    done = run(work, "discover", "code")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "code/compose.yaml:3  alpine:3.19" in done.stdout
