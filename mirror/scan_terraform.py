@@ -65,8 +65,8 @@ def _string_end(text: str, start: int) -> tuple[int, int, bool]:
                 continue
             if char == "\n":  # a quoted string does not span lines: the line ends it
                 del stack[-1]
-                if not stack:
-                    return index, index, template
+                if not stack:  # its text stops before the line's end, `\r\n` too
+                    return index - (text[index - 1] == "\r"), index, template
                 continue
             if text.startswith(("$${", "%%{"), index):
                 index += 3

@@ -369,11 +369,18 @@ def test_a_key_ruamel_cannot_build_is_malformed_yaml() -> None:
         scan_yaml("compose.yaml", Kind.compose, "? - a: b\n: c\n")
 
 
-def test_a_terraform_template_over_lines_is_on_no_span() -> None:
-    """A string whose `%{` is never closed runs over the line: its span ended past it."""
-    text = 'x = jsonencode({"image": "%{\n})\n'
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        # a string whose `%{` is never closed runs over the line: its span ended past it
+        ('x = jsonencode({"image": "%{\n})\n', "%{\n})"),
+        # a string the line's end closes, in a CRLF file: it held the `\r`
+        ('x = jsonencode({"image": "alpine\r\n})\r\n', "alpine"),
+    ],
+)
+def test_a_terraform_string_ends_within_its_line(text: str, written: str) -> None:
     found = scan_terraform("main.tf", text)
-    assert [f.text for f in found] == ["%{\n})"]
+    assert [f.text for f in found] == [written]
     check_spans(text, found)
 
 
