@@ -179,3 +179,17 @@ def test_an_anchor_named_twice_is_read_without_a_warning(work: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "code/compose.yaml:3  alpine:3.19" in done.stdout
+
+
+def test_rewrite_leaves_a_symlink_named_on_the_command_line(work: Path) -> None:
+    """It was replaced by a rewritten copy of what it names: the link was gone."""
+    outside = work / "outside.Dockerfile"
+    outside.write_text("FROM alpine:3.19\n")
+    (work / "code" / "linked.Dockerfile").symlink_to(outside)
+    done = run(work, "rewrite", "-c", "images.yaml", "code/linked.Dockerfile")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "code/linked.Dockerfile: cannot write: a symbolic link; name the file it links to\n"
+    )
+    assert (work / "code" / "linked.Dockerfile").is_symlink()
+    assert outside.read_text() == "FROM alpine:3.19\n"

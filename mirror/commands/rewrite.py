@@ -45,6 +45,14 @@ def _unreadable(unreadable: Sequence[Unreadable], err: TextIO) -> None:
         err.write(f"{printable(u.file)}: could not read: {printable(u.problem)}\n")
 
 
+def _replace(path: Path, text: str) -> None:
+    """A file's new text; a symbolic link named on the command line is left, not replaced by
+    a copy of what it names (links met in a walk are read at their target already)."""
+    if path.is_symlink():
+        raise MirrorError(f"{path}: cannot write: a symbolic link; name the file it links to")
+    replace_text(path, text)
+
+
 def run_check(paths: Sequence[Path], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Exit 1 while a Docker Hub reference remains (one not switched by MIRROR_REGISTRY)."""
     remaining: list[Found] = []
@@ -117,7 +125,7 @@ def run_rewrite(
             )
         else:
             try:
-                replace_text(Path(file.file), new)
+                _replace(Path(file.file), new)
             except MirrorError as exc:  # the file is as it was; the others are still done
                 unwritten.append(str(exc))
                 continue
