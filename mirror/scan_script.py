@@ -30,9 +30,11 @@ def _found(file: str, kind: Kind, text: str, ranges: Iterator[tuple[int, int]]) 
         for word in image_words(text, start, stop):
             line = bisect.bisect_right(starts, word.start)
             span = None
-            if word.plain is not None and "\n" not in text[word.plain[0] : word.plain[1]]:
-                column = starts[line - 1]
-                span = Span(line, word.plain[0] - column, word.plain[1] - column)
+            if word.plain is not None:
+                begin, end = word.plain
+                if not re.search(r"[\r\n]", text[begin:end]):  # a quote open over a line's end
+                    column = starts[line - 1]
+                    span = Span(line, begin - column, end - column)
             out.append(found(file, line, kind, word.value, Site(whole=span)))
     return out
 

@@ -408,3 +408,11 @@ BUILDSPEC = "phases:\n  build:\n    commands:\n      - {}\n"
 )
 def test_a_buildspec_command_is_rewritten_at_the_pulled_word(command: str, expected: str) -> None:
     assert _rewrite("buildspec", BUILDSPEC.format(command)) == BUILDSPEC.format(expected)
+
+
+def test_a_quote_never_closed_holds_no_line_end() -> None:
+    """A quote open to the end of a file ending in `\\r` was placed on a span holding it."""
+    text = "docker build --cache-from '\r"
+    found = scan_script("run.sh", text)
+    assert [f.text for f in found] == ["\r"]
+    check_spans(text, found)
