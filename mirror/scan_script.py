@@ -33,8 +33,8 @@ def _found(file: str, kind: Kind, text: str, ranges: Iterator[tuple[int, int]]) 
             if word.plain is not None:
                 begin, end = word.plain
                 if not re.search(r"[\r\n]", text[begin:end]):  # a quote open over a line's end
-                    column = starts[line - 1]
-                    span = Span(line, begin - column, end - column)
+                    at = bisect.bisect_right(starts, begin)  # `"\<newline>alpine"`: the next
+                    span = Span(at, begin - starts[at - 1], end - starts[at - 1])
             out.append(found(file, line, kind, word.value, Site(whole=span)))
     return out
 

@@ -416,3 +416,9 @@ def test_a_quote_never_closed_holds_no_line_end() -> None:
     found = scan_script("run.sh", text)
     assert [f.text for f in found] == ["\r"]
     check_spans(text, found)
+
+
+def test_a_word_continued_before_its_text_is_placed_on_the_text_s_line() -> None:
+    """`"\\<newline>alpine"`: the span had the word's first line and the text's column."""
+    text = 'docker pull "\\\nalpine"\n'
+    assert _rewrite("shell", text) == f'docker pull "\\\n{HUB_ALPINE}"\n'
