@@ -165,11 +165,12 @@ class _Reader:
 
     def string(self, token: _Token) -> None:
         """An image's attribute given as a quoted string (a template with `${}` or not); one
-        whose template runs over lines (`"${` never closed) is placed on no span."""
+        whose template runs over lines (`"${` never closed), or that runs to a file's end after
+        a `\\r`, is placed on no span."""
         assert token.content is not None
         start, end = token.content
         span = self.span(start, end)
-        site = Site() if "\n" in self.text[start:end] else Site(span)
+        site = Site() if re.search(r"[\r\n]", self.text[start:end]) else Site(span)
         self.out.append(found(self.file, span.line, Kind.terraform, self.text[start:end], site))
 
     def expression(self, start: int, end: int) -> None:

@@ -376,6 +376,8 @@ def test_a_key_ruamel_cannot_build_is_malformed_yaml() -> None:
         ('x = jsonencode({"image": "%{\n})\n', "%{\n})"),
         # a string the line's end closes, in a CRLF file: it held the `\r`
         ('x = jsonencode({"image": "alpine\r\n})\r\n', "alpine"),
+        # a string never closed, to the end of a file ending in `\\r`: it held the `\\r`
+        ('x = jsonencode({"image": "\r', "\r"),
     ],
 )
 def test_a_terraform_string_ends_within_its_line(text: str, written: str) -> None:
