@@ -80,10 +80,16 @@ def test_a_symlink_loop_and_a_dangling_symlink_are_reported(work: Path) -> None:
     assert "code/Dockerfile:1" in done.stdout
 
 
-def test_rewrite_never_follows_a_symlink_out_of_the_path(work: Path) -> None:
+def _link_out(work: Path) -> Path:
+    """`code/linked.Dockerfile`, a link to a Dockerfile out of `code/`; that Dockerfile."""
     outside = work / "outside.Dockerfile"
     outside.write_text("FROM alpine:3.19\n")
     (work / "code" / "linked.Dockerfile").symlink_to(outside)
+    return outside
+
+
+def test_rewrite_never_follows_a_symlink_out_of_the_path(work: Path) -> None:
+    outside = _link_out(work)
     done = run(work, "rewrite", "-c", "images.yaml", "code")
     assert done.returncode == 0, done.stderr
     assert (
@@ -183,9 +189,7 @@ def test_an_anchor_named_twice_is_read_without_a_warning(work: Path) -> None:
 
 def test_rewrite_leaves_a_symlink_named_on_the_command_line(work: Path) -> None:
     """It was replaced by a rewritten copy of what it names: the link was gone."""
-    outside = work / "outside.Dockerfile"
-    outside.write_text("FROM alpine:3.19\n")
-    (work / "code" / "linked.Dockerfile").symlink_to(outside)
+    outside = _link_out(work)
     done = run(work, "rewrite", "-c", "images.yaml", "code/linked.Dockerfile")
     assert done.returncode == 1
     assert done.stderr == (
