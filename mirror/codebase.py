@@ -11,10 +11,12 @@ unreadable, larger than `MAX_FILE_BYTES`, binary, not UTF-8, malformed YAML) is 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mirror.errors import MirrorError
 from mirror.scan import Found, Kind, is_yaml, kind_of, needs_shebang, shell_shebang
@@ -73,27 +75,57 @@ def scan_text(file: str, kind: Kind, text: str) -> list[Found]:
     return reader(file, text) if reader is not None else scan_yaml(file, kind, text)
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (else ValueError, its reason). Opened
+    without blocking, then asked what it is: a FIFO opened plainly waits for a writer
+    forever, and a device never ends."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise ValueError("not a regular file")
+    return os.fdopen(handle, "rb")
+
+
 def _runs_a_shell(path: Path) -> bool:
     """Whether the file's first line is a shell's `#!` (False when it cannot be read)."""
     try:
-        with path.open("rb") as file:
+        with _open_regular(path) as file:
             return shell_shebang(file.read(SHEBANG_BYTES))
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
-def _files(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
+def _files(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None] | Unreadable]:
     """Each file to read (once, however many of `paths` hold it) and its kind; a path given
     by name is read whatever its name (YAML by its suffix, a shell script by its `#!` line,
     a Dockerfile otherwise). Missing paths come with kind None."""
-    seen: set[Path] = set()
-    for path, kind in _candidates(paths):
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            yield path, kind
+    seen: set[str] = set()
+    for candidate in _candidates(paths):
+        if isinstance(candidate, Unreadable):
+            yield candidate
+        elif (real := os.path.realpath(candidate[0])) not in seen:  # a loop raises nothing
+            seen.add(real)
+            yield candidate
 
 
-def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
+def _linked(link: Path, top: Path) -> Path | Unreadable:
+    """The file a symbolic link found under `top` names, as a path under `top`; Unreadable
+    when it names nothing, loops, or leaves `top` (rewrite never writes outside the PATH
+    given, and discover reads only what is in it)."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        return Unreadable(str(link), "a symbolic link to no file (dangling, or a loop)")
+    try:
+        return top / target.relative_to(top.resolve())
+    except ValueError:
+        return Unreadable(str(link), f"a symbolic link out of {top}: not followed")
+
+
+def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None] | Unreadable]:
     for path in paths:
         if path.is_dir():
             for root, directories, names in os.walk(path):
@@ -101,8 +133,13 @@ def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
                 for name in sorted(names):
                     file = Path(root, name)
                     kind = kind_of(str(file))
-                    if kind is not None and (not needs_shebang(str(file)) or _runs_a_shell(file)):
-                        yield file, kind
+                    if kind is None:
+                        continue
+                    read = _linked(file, path) if file.is_symlink() else file
+                    if isinstance(read, Unreadable):
+                        yield read
+                    elif not needs_shebang(str(file)) or _runs_a_shell(read):
+                        yield read, kind
         elif path.exists():
             kind = kind_of(str(path))
             if kind is None or (kind is Kind.shell and needs_shebang(str(path))):
@@ -115,7 +152,7 @@ def _candidates(paths: Iterable[Path]) -> Iterator[tuple[Path, Kind | None]]:
 def read_source(path: Path) -> str:
     """A file's text: at most MAX_FILE_BYTES of UTF-8, no NUL (else ValueError, its reason)."""
     try:
-        with path.open("rb") as file:
+        with _open_regular(path) as file:
             raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror}") from None
@@ -135,7 +172,11 @@ def scan_paths(paths: Iterable[Path]) -> Iterator[ScannedFile | Unreadable]:
     skipped rather than reported: templates are not YAML until Helm renders them. So is a
     `*.json` or `*.template` file that is no CloudFormation template, and one that cannot be
     read before it is known to be one (a `package-lock.json` over the size bound)."""
-    for path, kind in _files(paths):
+    for candidate in _files(paths):
+        if isinstance(candidate, Unreadable):
+            yield candidate
+            continue
+        path, kind = candidate
         file = str(path)
         if kind is None:
             yield Unreadable(file, "no such file or directory")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mirror.config import Config
 from mirror.errors import ConfigError
-from mirror.scan import BUILD_ARG, Found, Kind, Span, Status
+from mirror.scan import BUILD_ARG, Found, Kind, Span, Status, split_lines
 from mirror.uri import mirrored
 
 __all__ = ["Decision", "plan_rewrite", "rewritten"]
@@ -107,7 +107,7 @@ def _first_from(lines: list[str]) -> int:
 def rewritten(text: str, decisions: list[Decision]) -> str:
     """`text` with the decisions' edits made (each place once, however many references share
     it, as `FROM $BASE` twice shares its ARG); in build-arg mode the ARG line is added."""
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text, keepends=True)
     edits = sorted(
         {edit for d in decisions for edit in d.edits}, key=lambda e: (e[0].line, e[0].start)
     )

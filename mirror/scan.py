@@ -32,6 +32,7 @@ __all__ = [
     "kind_of",
     "needs_shebang",
     "shell_shebang",
+    "split_lines",
 ]
 
 # The build argument `mirror rewrite --build-arg` puts in front of a Dockerfile's images.
@@ -126,6 +127,18 @@ _GITLAB = re.compile(r"^\.gitlab-ci.*\.ya?ml$")
 _MAKEFILES = frozenset({"Makefile", "makefile", "GNUmakefile"})
 _SCRIPT_DIRECTORIES = frozenset({"scripts", "bin"})
 _SHEBANG = re.compile(rb"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:ba|da)?sh(?:\s|$)")
+
+
+def split_lines(text: str, *, keepends: bool = False) -> list[str]:
+    """The lines of `text`, cut at each `\\n` only, as Docker, the shell, make and Terraform
+    cut them (a `\\r` before it belongs to the line's end): every `Span` counts lines so.
+    `str.splitlines` also cuts at `\\r`, `\\f`, `\\v`, `\\x1c`-`\\x1e`, `\\x85`, `\\u2028` and
+    `\\u2029`, which would put a span on another line than the one its reader meant.
+    Without `keepends`, a last empty line stands for a text's final newline."""
+    pieces = text.split("\n")
+    if keepends:
+        return [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    return [piece.removesuffix("\r") for piece in pieces]
 
 
 def is_yaml(name: str) -> bool:

@@ -132,7 +132,7 @@ def _image(scanner: YamlScanner, parent: CommentedMap, where: tuple[int, int]) -
     shown = _shown(value)
     shown = shown if len(shown) <= SHOWN else shown[: SHOWN - 3] + "..."
     problem = f"CloudFormation's {function} is resolved at deploy time; mirror cannot resolve it"
-    line = where[0] + 1
+    line = scanner.place(where)[0] + 1
     scanner.out.append(Found(scanner.file, line, scanner.kind, shown, None, problem, Site()))
 
 

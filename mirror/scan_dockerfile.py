@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mirror.scan import BUILD_ARG, Found, Kind, Site, Span, found
+from mirror.scan import BUILD_ARG, Found, Kind, Site, Span, found, split_lines
 
 __all__ = ["scan_dockerfile"]
 
@@ -50,7 +50,7 @@ def _escape_character(lines: list[str]) -> str:
 
 
 def _instructions(text: str) -> list[_Instruction]:
-    lines = text.splitlines()
+    lines = split_lines(text)
     escape = _escape_character(lines)
     out: list[_Instruction] = []
     index = 0
@@ -143,7 +143,7 @@ def _image_site(instruction: _Instruction, token: str, args: dict[str, _Arg], af
         return Site(whole=_locate(instruction, token, after=after))
     name = re.split(r"[:@]", token.rsplit("/", 1)[-1], maxsplit=1)[0]
     prefix = token[: token.rfind("/") + 1] + name if "/" in token else name
-    if "$" in prefix:
+    if "$" in prefix or not prefix:  # `FROM :$TAG`: no name to rewrite
         return Site()
     span = _locate(instruction, token, after=after)
     if span is None:

@@ -30,9 +30,11 @@ def _found(file: str, kind: Kind, text: str, ranges: Iterator[tuple[int, int]]) 
         for word in image_words(text, start, stop):
             line = bisect.bisect_right(starts, word.start)
             span = None
-            if word.plain is not None and "\n" not in text[word.plain[0] : word.plain[1]]:
-                column = starts[line - 1]
-                span = Span(line, word.plain[0] - column, word.plain[1] - column)
+            if word.plain is not None:
+                begin, end = word.plain
+                if not re.search(r"[\r\n]", text[begin:end]):  # a quote open over a line's end
+                    at = bisect.bisect_right(starts, begin)  # `"\<newline>alpine"`: the next
+                    span = Span(at, begin - starts[at - 1], end - starts[at - 1])
             out.append(found(file, line, kind, word.value, Site(whole=span)))
     return out
 
@@ -43,14 +45,15 @@ def scan_script(file: str, text: str) -> list[Found]:
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, int]]:
-    """[start, stop) of each line with the lines a trailing `\\` continues it over."""
+    """[start, stop) of each line with the lines a trailing `\\` continues it over (each
+    physical line looked at once: a file of `\\` lines is read in linear time)."""
     start = 0
     while start < len(text):
         stop = start
         while True:
             newline = text.find("\n", stop)
+            line = text[stop : len(text) if newline < 0 else newline].rstrip("\r")
             stop = len(text) if newline < 0 else newline
-            line = text[start:stop].rstrip("\r")
             trailing = len(line) - len(line.rstrip("\\"))
             if trailing % 2 == 0 or newline < 0:
                 break

@@ -65,8 +65,8 @@ def _string_end(text: str, start: int) -> tuple[int, int, bool]:
                 continue
             if char == "\n":  # a quoted string does not span lines: the line ends it
                 del stack[-1]
-                if not stack:
-                    return index, index, template
+                if not stack:  # its text stops before the line's end, `\r\n` too
+                    return index - (text[index - 1] == "\r"), index, template
                 continue
             if text.startswith(("$${", "%%{"), index):
                 index += 3
@@ -164,13 +164,14 @@ class _Reader:
         return ""
 
     def string(self, token: _Token) -> None:
-        """An image's attribute given as a quoted string (a template with `${}` or not)."""
+        """An image's attribute given as a quoted string (a template with `${}` or not); one
+        whose template runs over lines (`"${` never closed), or that runs to a file's end after
+        a `\\r`, is placed on no span."""
         assert token.content is not None
         start, end = token.content
         span = self.span(start, end)
-        self.out.append(
-            found(self.file, span.line, Kind.terraform, self.text[start:end], Site(span))
-        )
+        site = Site() if re.search(r"[\r\n]", self.text[start:end]) else Site(span)
+        self.out.append(found(self.file, span.line, Kind.terraform, self.text[start:end], site))
 
     def expression(self, start: int, end: int) -> None:
         """An image's attribute given by an expression (`var.image`), written in [start, end)."""

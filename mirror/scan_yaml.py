@@ -21,21 +21,24 @@ A `MalformedYaml` says why a file could not be read; the caller reports it and g
 
 from __future__ import annotations
 
+import bisect
 import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
 
-from mirror.scan import Found, Kind, Site, Span, found
-from mirror.scan_shell import images_in_command
+from mirror.scan import Found, Kind, Site, Span, found, split_lines
+from mirror.scan_shell import image_words
 
 __all__ = ["MalformedYaml", "YamlScanner", "documents", "is_manifest", "scan_yaml"]
 
 MAX_DEPTH = 64  # nested lists and mappings; real files are a dozen deep
 _PLAIN = re.compile(r"[^\s,\]}#]+")  # a plain scalar, in a block or a flow collection
+_YAML_BREAK = re.compile(r"\r(?!\n)|\n")  # where ruamel.yaml counts a new line
 
 
 class MalformedYaml(ValueError):
@@ -43,8 +46,12 @@ class MalformedYaml(ValueError):
 
 
 def documents(text: str) -> list[Any]:
+    """Every document of `text`. An anchor named twice is YAML (the later one counts):
+    ruamel.yaml's warning of it, which quotes the file on stderr, is not shown."""
     try:
-        return list(YAML(typ="rt", pure=True).load_all(text))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            return list(YAML(typ="rt", pure=True).load_all(text))
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -52,6 +59,9 @@ def documents(text: str) -> list[Any]:
         raise MalformedYaml(f"malformed YAML{where}: {problem}") from None
     except RecursionError:
         raise MalformedYaml("malformed YAML: nested too deeply") from None
+    except TypeError:  # ruamel.yaml cannot build a key that is a list holding a mapping
+        problem = "malformed YAML: a key mirror cannot read (a list or mapping)"
+        raise MalformedYaml(problem) from None
 
 
 class YamlScanner:
@@ -60,26 +70,39 @@ class YamlScanner:
     def __init__(self, file: str, kind: Kind, text: str) -> None:
         self.file = file
         self.kind = kind
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
+        self.starts = [0] + [newline.end() for newline in re.finditer("\n", text)]
+        self.yaml_starts = [0] + [brk.end() for brk in _YAML_BREAK.finditer(text)]
         self.out: list[Found] = []
         self.seen: set[int] = set()  # containers already walked (aliases repeat them)
         self.split_seen: set[int] = set()  # split forms already read
 
     # --- placing a value's text on its line ---------------------------------------------
 
-    def _span(self, where: tuple[int, int], token: str, lines: int = 1) -> Span | None:
-        """`token` as a word at or after `where` (0-based line, column), within `lines`."""
+    def place(self, mark: tuple[int, int]) -> tuple[int, int]:
+        """ruamel.yaml's (line, column) of a value as `split_lines` counts them: ruamel.yaml
+        also starts a line after a lone `\\r`."""
+        line0, col = mark
+        if line0 >= len(self.yaml_starts):
+            return mark
+        offset = self.yaml_starts[line0] + col
+        ours = bisect.bisect_right(self.starts, offset) - 1
+        return ours, offset - self.starts[ours]
+
+    def _span(
+        self, where: tuple[int, int], token: str, lines: int = 1, skip: int = 0
+    ) -> Span | None:
+        """`token` as a word at or after `where` (0-based line, column), within `lines`,
+        after `skip` earlier ones; never an empty one (`repository: ''` is no place to write
+        an image)."""
+        if not token:
+            return None
         line0, col = where
         for number in range(line0, min(line0 + lines, len(self.lines))):
-            line = self.lines[number]
-            start = line.find(token, col if number == line0 else 0)
-            while start >= 0:
-                end = start + len(token)
-                if (start == 0 or not _in_word(line[start - 1])) and (
-                    end == len(line) or not _in_word(line[end])
-                ):
-                    return Span(number + 1, start, end)
-                start = line.find(token, start + 1)
+            for start in _words(self.lines[number], token, col if number == line0 else 0):
+                if not skip:
+                    return Span(number + 1, start, start + len(token))
+                skip -= 1
         return None
 
     def _tag(self, node: CommentedMap) -> str | None:
@@ -87,16 +110,20 @@ class YamlScanner:
         value = node.get("tag")
         if value is None or value == "" or isinstance(value, str):
             return value or None
-        line0, col = node.lc.value("tag")
+        line0, col = self.place(node.lc.value("tag"))
         written = _PLAIN.match(self.lines[line0], col) if line0 < len(self.lines) else None
         return written[0] if written else str(value)
 
-    def add(self, where: tuple[int, int], text: str, lines: int = 1, prefix: str = "") -> None:
-        """A reference written at `where`, after `prefix` (`docker://`)."""
+    def add(
+        self, where: tuple[int, int], text: str, lines: int = 1, prefix: str = "", skip: int = 0
+    ) -> None:
+        """A reference written at `where`, after `prefix` (`docker://`) and after `skip`
+        earlier words of the same text; `lines=0`: on no span."""
         text = text.strip()
         if not text or text.startswith("aws/codebuild/"):
             return
-        span = self._span(where, prefix + text, lines)
+        where = self.place(where)
+        span = self._span(where, prefix + text, lines, skip)
         if span is not None and prefix:
             span = Span(span.line, span.start + len(prefix), span.end)
         line = span.line if span else where[0] + 1
@@ -111,14 +138,14 @@ class YamlScanner:
             return
         self.split_seen.add(id(node))
         repository = node["repository"]
-        where = node.lc.value("repository")
+        where = self.place(node.lc.value("repository"))
         tag = self._tag(node)
         text = str(repository)
         registry = node.get("registry")
         registry_span = None
         if isinstance(registry, str) and registry:
             text = f"{registry}/{text}"
-            registry_span = self._span(node.lc.value("registry"), registry)
+            registry_span = self._span(self.place(node.lc.value("registry")), registry)
         if "tag" in node and tag is None:
             text += ":{{ .Chart.AppVersion }}"  # Helm's convention for an empty tag
         elif tag:
@@ -170,9 +197,14 @@ class YamlScanner:
         if not isinstance(value, CommentedSeq):
             return
         for index, item in enumerate(value):
-            if isinstance(item, str):
-                for image in images_in_command(item):
-                    self.add(value.lc.item(index), image, lines=item.count("\n") + 2)
+            if not isinstance(item, str):
+                continue
+            for word in image_words(item):
+                # the image is the how-many-th word of its text in the command (`echo alpine;
+                # docker pull alpine`: the second), which it is in the file too
+                earlier = sum(1 for _ in _words(item[: word.start], word.value, 0))
+                lines = item.count("\n") + 2 if word.plain is not None else 0
+                self.add(value.lc.item(index), word.value, lines, skip=earlier)
 
     def walk(self, node: Any, depth: int = 0) -> None:
         if not isinstance(node, CommentedMap | CommentedSeq) or id(node) in self.seen:
@@ -185,6 +217,19 @@ class YamlScanner:
         else:
             for item in node:
                 self.walk(item, depth + 1)
+
+
+def _words(text: str, token: str, start: int) -> Iterator[int]:
+    """Where `token` stands in `text` from `start` as a whole word (not part of a longer
+    reference)."""
+    found = text.find(token, start)
+    while found >= 0:
+        end = found + len(token)
+        if (found == 0 or not _in_word(text[found - 1])) and (
+            end == len(text) or not _in_word(text[end])
+        ):
+            yield found
+        found = text.find(token, found + 1)
 
 
 def _in_word(char: str) -> bool:

@@ -6,6 +6,8 @@
   written;
 - `--check`: nothing changed, no config read; exit 1 while any Docker Hub reference remains,
   each listed with its file and line (a CI gate that keeps new Docker Hub pulls out);
+- a file that cannot be written (its directory read-only) is left as it was and reported; the
+  others are still rewritten, and the exit code is 1;
 - `--build-arg`: Dockerfiles get `${MIRROR_REGISTRY}/...` (see `mirror.rewrite`).
 
 The ECR registry's host comes from the config (`target.registry`), else from ECR (one
@@ -24,12 +26,14 @@ from mirror.codebase import ScannedFile, Unreadable, replace_text, scan_paths
 from mirror.commands.discover import plural
 from mirror.config import load_config
 from mirror.ecr import EcrCredentials
+from mirror.errors import MirrorError
 from mirror.rewrite import plan_rewrite, rewritten
-from mirror.scan import Found, Kind, Status
+from mirror.scan import Found, Kind, Status, split_lines
 from mirror.text import printable
 from mirror.uri import ecr_host
 
 CHECK_FAILED = 1
+WRITE_FAILED = 1  # a file could not be written: it is as it was, the others rewritten
 
 
 def _where(f: Found) -> str:
@@ -39,6 +43,14 @@ def _where(f: Found) -> str:
 def _unreadable(unreadable: Sequence[Unreadable], err: TextIO) -> None:
     for u in unreadable:
         err.write(f"{printable(u.file)}: could not read: {printable(u.problem)}\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    """A file's new text; a symbolic link named on the command line is left, not replaced by
+    a copy of what it names (links met in a walk are read at their target already)."""
+    if path.is_symlink():
+        raise MirrorError(f"{path}: cannot write: a symbolic link; name the file it links to")
+    replace_text(path, text)
 
 
 def run_check(paths: Sequence[Path], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -88,6 +100,7 @@ def run_rewrite(
     host = ecr_host(config, lambda: EcrCredentials(config.region).endpoint) if needs_host else None
     notes = err if dry_run else out
     changed = references = left = 0
+    unwritten: list[str] = []
     for file in scanned:
         decisions = plan_rewrite(config, file.found, host=host, build_arg=build_arg)
         for d in decisions:
@@ -100,26 +113,34 @@ def run_rewrite(
         new = rewritten(file.text, decisions)
         if new == file.text:
             continue
-        changed += 1
         done = sum(1 for d in decisions if d.edits)
-        references += done
         if dry_run:
             out.writelines(
                 difflib.unified_diff(
-                    file.text.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
+                    split_lines(file.text, keepends=True),  # not at a form feed, as git
+                    split_lines(new, keepends=True),
                     f"a/{file.file}",
                     f"b/{file.file}",
                 )
             )
         else:
-            replace_text(Path(file.file), new)
+            try:
+                _replace(Path(file.file), new)
+            except MirrorError as exc:  # the file is as it was; the others are still done
+                unwritten.append(str(exc))
+                continue
             out.write(f"{printable(file.file)}: rewrote {plural(done, 'reference')}\n")
+        changed += 1
+        references += done
     _unreadable(unreadable, err)
+    for problem in unwritten:
+        err.write(f"{printable(problem)}\n")
     verb = "would rewrite" if dry_run else "rewrote"
     notes.write(
         f"{verb} {plural(references, 'reference')} in {changed} of"
         f" {plural(len(scanned), 'file')} read; {left} left as they are; could not read"
-        f" {plural(len(unreadable), 'file')}\n"
+        f" {plural(len(unreadable), 'file')}"
+        + (f"; could not write {plural(len(unwritten), 'file')}" if unwritten else "")
+        + "\n"
     )
-    return 0
+    return WRITE_FAILED if unwritten else 0
